@@ -27,6 +27,6 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def flame_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic FLAME-2023-shaped model pickle (``flame2023.pkl``), deterministic."""
-    from nersemble_zarr.sample import write_synthetic_flame_model
+    from nersemble_zarr.sample_flame import write_synthetic_flame_model
 
     return write_synthetic_flame_model(tmp_path_factory.mktemp("flame"), seed=0)
