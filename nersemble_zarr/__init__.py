@@ -12,6 +12,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from . import codecs  # noqa: F401  registers the JPEG codec
+
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "open_store": "nersemble_zarr.store",
