@@ -95,6 +95,22 @@ def tracking_group(benchmark: str, participant: int, sequence: str, version: int
 #: The tracking version submissions must use.
 CURRENT_TRACKING_VERSION = 2
 
+
+# Downscaled levels (written by ``nersemble-zarr downscale``): child group ``level_<f>`` of a sequence
+# with images (camera, timestep, height_<f>, width_<f>, rgb), alpha (camera, timestep, height_<f>,
+# width_<f>) and intrinsics (camera, k_row, k_col); own height/width dim names because DataTree
+# aligns a child's dims with its parent's. Group attrs: factor, scale, complete (written last).
+def level_group_name(factor: int) -> str:
+    """``"level_2"``: the group of the 1/``factor`` downscaled level of a sequence."""
+    if int(factor) != factor or factor < 2:
+        raise ValueError(f"a downscale factor is an integer >= 2, not {factor!r}")
+    return f"level_{int(factor)}"
+
+
+def level_dims(factor: int) -> tuple[str, str]:
+    """``("height_2", "width_2")``: the frame dims of level ``factor``."""
+    return f"height_{int(factor)}", f"width_{int(factor)}"
+
 # ---------------------------------------------------------------------------------------------
 # Array names and dimension names
 # ---------------------------------------------------------------------------------------------
