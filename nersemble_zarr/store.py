@@ -1,0 +1,359 @@
+"""Open a nersemble-zarr store lazily: the whole tree as ``xarray.DataTree``, one sequence as ``xarray.Dataset``.
+
+Everything returned here is backed by dask and reads metadata only: frames are read when a
+selection is computed (``.values``, ``.compute()``, ``.load()``). ``images``/``alpha`` have one
+frame per dask chunk, so ``ds.images.sel(camera="222200038", timestep=7).values`` reads exactly
+one stored chunk.
+
+``store`` is a local path, an fsspec URL (``s3://bucket/nersemble.zarr``, ``file://...``; pass
+``storage_options`` for credentials/endpoints) or a ``zarr`` store object.
+
+Downscaled levels (written by :mod:`nersemble_zarr.downscale`) are picked with ``level=2`` or
+``scale=0.5``; a missing level raises unless ``resize=True`` asks for an on-the-fly area average.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.abc.store import Store
+
+from . import codecs as _codecs  # noqa: F401  (registers the JPEG codec for stores that use it)
+from . import schema
+from .benchmark import get_benchmark, participant_dir
+from .downscale import area_average, level_factor, scale_intrinsics
+from .errors import NersembleZarrError
+
+StoreLike = str | os.PathLike | Store
+
+
+class StoreReadError(NersembleZarrError):
+    """The store lacks what was asked for (group, level, camera, timestep) or is incompletely written."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Store handles
+# ---------------------------------------------------------------------------------------------
+
+
+def as_zarr_store(store: StoreLike, *, storage_options: dict[str, Any] | None = None) -> Store:
+    """A read-only zarr ``Store`` for a path, an fsspec URL (``"s3://..."``) or a store object (returned as is)."""
+    if isinstance(store, Store):
+        return store
+    text = os.fspath(store)
+    if "://" in text:
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(text, storage_options=storage_options or {}, read_only=True)
+    if not os.path.isdir(text):
+        raise StoreReadError(f"no store at {text}: expected a Zarr v3 store folder written by 'nersemble-zarr convert'")
+    from zarr.storage import LocalStore
+
+    return LocalStore(text, read_only=True)
+
+
+def open_root(store: StoreLike, *, storage_options: dict[str, Any] | None = None) -> zarr.Group:
+    """The store's root ``zarr.Group`` (read-only, consolidated metadata where present)."""
+    zstore = as_zarr_store(store, storage_options=storage_options)
+    try:
+        return zarr.open_group(zstore, mode="r", zarr_format=3)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
+        raise StoreReadError(f"{_describe(store)} is not a Zarr v3 group: {e}") from None
+
+
+def _describe(store: StoreLike) -> str:
+    return os.fspath(store) if isinstance(store, (str, os.PathLike)) else type(store).__name__
+
+
+def _open_dataset(zstore: Store, group: str) -> xr.Dataset:
+    return xr.open_dataset(zstore, engine="zarr", group=group, chunks={}, consolidated=None, zarr_format=3)
+
+
+def _has_group(root: zarr.Group, path: str) -> bool:
+    try:
+        node = root[path]
+    except KeyError:
+        return False
+    return isinstance(node, zarr.Group)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def open_store(store: StoreLike, *, storage_options: dict[str, Any] | None = None) -> xr.DataTree:
+    """The whole store as an ``xarray.DataTree`` of dask-backed, lazy arrays (one frame per dask chunk).
+
+    Nodes follow the store: ``tree["nvs/388/GLASSES"]`` is a sequence (``images (camera, timestep,
+    height, width, rgb) uint8``, ``alpha``), ``tree["nvs/388/calibration"]`` the rig,
+    ``tree["nvs/388/GLASSES/level_2"]`` a downscaled level. Opening reads metadata and the small
+    index coordinates (camera serials, timesteps) only.
+    """
+    zstore = as_zarr_store(store, storage_options=storage_options)
+    try:
+        return xr.open_datatree(zstore, engine="zarr", chunks={}, zarr_format=3)
+    except FileNotFoundError as e:
+        raise StoreReadError(f"{_describe(store)} is not a Zarr v3 store: {e}") from None
+
+
+def list_participants(store: StoreLike, benchmark: str, *, storage_options: dict[str, Any] | None = None) -> list[int]:
+    """Participant ids of ``benchmark`` present in the store, ascending."""
+    root = open_root(store, storage_options=storage_options)
+    get_benchmark(benchmark)
+    if not _has_group(root, schema.benchmark_group(benchmark)):
+        return []
+    group = root[schema.benchmark_group(benchmark)]
+    return sorted(int(name) for name, _ in group.groups() if name.isdigit())
+
+
+def list_sequences(
+    store: StoreLike, benchmark: str, participant: int, *, storage_options: dict[str, Any] | None = None
+) -> list[str]:
+    """Sequences of one participant present in the store, in the benchmark's official order."""
+    root = open_root(store, storage_options=storage_options)
+    return _sequences_in(root, benchmark, participant)
+
+
+def _sequences_in(root: zarr.Group, benchmark: str, participant: int) -> list[str]:
+    path = schema.participant_group(benchmark, participant)
+    if not _has_group(root, path):
+        return []
+    present = {name for name, _ in root[path].groups() if name != schema.CALIBRATION}
+    official = get_benchmark(benchmark).sequences.get(int(participant), ())
+    return [s for s in official if s in present] + sorted(present - set(official))
+
+
+def open_calibration(
+    store: StoreLike, benchmark: str, participant: int, *, storage_options: dict[str, Any] | None = None
+) -> xr.Dataset:
+    """All 16 cameras of a participant's rig, loaded: ``world_2_cam (serial, 4, 4) float64`` (OpenCV,
+    metres), ``intrinsics (serial, 3, 3) float64`` (full-resolution pixels), ``split (serial)``."""
+    zstore = as_zarr_store(store, storage_options=storage_options)
+    root = zarr.open_group(zstore, mode="r", zarr_format=3)
+    return _calibration(zstore, root, benchmark, participant)
+
+
+def _calibration(zstore: Store, root: zarr.Group, benchmark: str, participant: int) -> xr.Dataset:
+    path = schema.calibration_group(benchmark, participant)
+    if not _has_group(root, path):
+        raise StoreReadError(
+            f"{benchmark} participant {participant_dir(participant)} has no calibration in the store "
+            f"(expected group {path}/): convert it first"
+        )
+    return _open_dataset(zstore, path).load()
+
+
+def level_of(level: int | None = None, scale: float | None = None) -> int:
+    """The integer level factor from ``level=`` (1, 2, 4, …) or ``scale=`` (1, 0.5, 0.25, …); default 1."""
+    if level is not None and scale is not None and level_factor(scale) != int(level):
+        raise ValueError(f"level={level} and scale={scale} disagree: pass one of them")
+    if scale is not None:
+        return level_factor(scale)
+    if level is None:
+        return 1
+    if int(level) != level or level < 1:
+        raise ValueError(f"level must be a positive integer downscale factor (1, 2, 4, ...), not {level!r}")
+    return int(level)
+
+
+def open_sequence(
+    store: StoreLike,
+    benchmark: str,
+    participant: int,
+    sequence: str,
+    *,
+    level: int | None = None,
+    scale: float | None = None,
+    resize: bool = False,
+    tracking_version: int = schema.CURRENT_TRACKING_VERSION,
+    storage_options: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """One sequence as a lazy ``xarray.Dataset``.
+
+    Variables (dask-backed; nothing is read until computed):
+
+    - ``images (camera, timestep, height, width, rgb) uint8`` and ``alpha (camera, timestep, height,
+      width) uint8``, 0–255, one frame per dask chunk — at full resolution or at the stored level
+      ``level=f`` / ``scale=1/f`` (``resize=True`` area-averages on the fly when the level is not stored);
+    - ``world_2_cam (camera, w2c_row, w2c_col) float64`` (OpenCV, metres) and ``intrinsics (camera,
+      k_row, k_col) float64`` for the returned resolution, ``split (camera)``, aligned on ``camera``;
+    - FLAME tracking ``tracking_version`` (mono): ``expression (timestep, expression_coeff)``, ``rotation``,
+      ``translation``, ``jaw``, ``neck (timestep, axis)``, ``rotation_matrices (timestep, row, col)``,
+      ``eyes (timestep, eye_param)``, ``shape (shape_coeff)``, ``scale ()`` float32. They share the
+      ``timestep`` dim when the tracked frames are exactly the video timesteps, and for test sequences
+      (tracking only, no video: ``timestep`` = tracked frames, ``camera`` = the evaluated serials);
+      otherwise they keep their own ``frame`` dim and coordinate;
+    - NVS point clouds (CSR): ``points (point, xyz)``, ``colors (point, rgb)``, ``normals``,
+      ``offsets (cloud_offset)``, coordinate ``cloud_timestep``.
+
+    Coordinates ``camera`` (serial strings) and ``timestep`` (video frame index) make
+    ``ds.images.sel(camera="222200038", timestep=slice(0, 100))`` work.
+    """
+    factor = level_of(level, scale)
+    zstore = as_zarr_store(store, storage_options=storage_options)
+    root = zarr.open_group(zstore, mode="r", zarr_format=3)
+    bench = get_benchmark(benchmark)
+    where = f"{benchmark} participant {participant_dir(participant)} sequence {sequence!r}"
+    seq_path = schema.sequence_group(benchmark, participant, sequence)
+    if not _has_group(root, seq_path):
+        present = _sequences_in(root, benchmark, participant)
+        raise StoreReadError(
+            f"{where} is not in the store (expected group {seq_path}/); present: {', '.join(present) or 'none'}"
+        )
+    seq_group = root[seq_path]
+    has_video = schema.IMAGES in seq_group.array_keys()
+
+    ds = _open_dataset(zstore, seq_path) if has_video else xr.Dataset()
+    if has_video:
+        _check_complete(seq_group, where)
+        if factor != 1:
+            ds = _with_level(ds, zstore, seq_group, seq_path, factor, resize, where)
+    ds.attrs = {
+        "benchmark": benchmark,
+        "participant": int(participant),
+        "sequence": sequence,
+        "level": factor,
+        "scale": 1.0 / factor,
+    }
+
+    tracking = _tracking(zstore, seq_group, seq_path, tracking_version)
+    if tracking is not None:
+        frames = tracking[schema.FRAME].values
+        if not has_video:
+            tracking = tracking.rename({schema.FRAME: schema.TIMESTEP})
+        elif len(frames) == ds.sizes[schema.TIMESTEP] and np.array_equal(frames, ds[schema.TIMESTEP].values):
+            tracking = tracking.rename_dims({schema.FRAME: schema.TIMESTEP}).drop_vars(schema.FRAME)
+        ds = ds.merge(tracking, combine_attrs="override")
+        ds.attrs["tracking_version"] = int(tracking_version)
+
+    if schema.POINTCLOUDS in seq_group.group_keys():
+        clouds = _open_dataset(zstore, f"{seq_path}/{schema.POINTCLOUDS}")
+        ds = ds.merge(clouds, combine_attrs="override")
+
+    cameras = ds[schema.CAMERA].values.tolist() if schema.CAMERA in ds.coords else list(bench.evaluation_serials)
+    calib = _calibration(zstore, root, benchmark, participant)
+    missing = [c for c in cameras if c not in calib[schema.SERIAL].values]
+    if missing:
+        raise StoreReadError(f"{where}: cameras {', '.join(missing)} have no calibration in the store")
+    cam = calib.sel({schema.SERIAL: cameras}).rename({schema.SERIAL: schema.CAMERA})
+    if factor != 1:
+        cam[schema.INTRINSICS] = (
+            cam[schema.INTRINSICS].dims,
+            np.stack([scale_intrinsics(k, factor) for k in cam[schema.INTRINSICS].values]),
+            {**cam[schema.INTRINSICS].attrs, "description": f"camera matrix K for level {factor} (scale 1/{factor})"},
+        )
+    ds = ds.assign({name: cam[name] for name in (schema.WORLD_2_CAM, schema.INTRINSICS, schema.SPLIT)})
+    if schema.CAMERA not in ds.coords:
+        ds = ds.assign_coords({schema.CAMERA: cam[schema.CAMERA]})
+    return ds
+
+
+def _check_complete(seq_group: zarr.Group, where: str) -> None:
+    for name in (schema.IMAGES, schema.ALPHA):
+        if name not in seq_group.array_keys():
+            continue
+        arr = seq_group[name]
+        done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        cameras = [str(c) for c in seq_group[schema.CAMERA][:]]
+        missing = [c for c in cameras if c not in done]
+        if missing:
+            raise StoreReadError(
+                f"{where}: {name} of cameras {', '.join(missing)} are not completely written "
+                f"(no completion marker); rerun 'nersemble-zarr convert' to finish the store"
+            )
+
+
+def _with_level(
+    ds: xr.Dataset, zstore: Store, seq_group: zarr.Group, seq_path: str, factor: int, resize: bool, where: str
+) -> xr.Dataset:
+    name = schema.level_group_name(factor)
+    if name in seq_group.group_keys() and seq_group[name].attrs.get(schema.COMPLETE_ATTR, False):
+        level = _open_dataset(zstore, f"{seq_path}/{name}")
+        h, w = schema.level_dims(factor)
+        level = level.rename({h: "height", w: "width"})
+        return ds.drop_vars([schema.IMAGES, schema.ALPHA]).assign(
+            images=level[schema.IMAGES], alpha=level[schema.ALPHA]
+        )
+    if not resize:
+        raise StoreReadError(
+            f"{where}: level {factor} (scale 1/{factor}) is not stored; run 'nersemble-zarr downscale STORE "
+            f"--factor {factor}' or pass resize=True to area-average on the fly"
+        )
+    return ds.drop_vars([schema.IMAGES, schema.ALPHA]).assign(
+        images=_resize_lazy(ds[schema.IMAGES], factor), alpha=_resize_lazy(ds[schema.ALPHA], factor)
+    )
+
+
+def _resize_lazy(arr: xr.DataArray, factor: int) -> xr.DataArray:
+    import dask.array as da
+
+    data = arr.data
+    h, w = data.shape[2] // factor, data.shape[3] // factor
+    chunks = (data.chunks[0], data.chunks[1], (h,), (w,)) + data.chunks[4:]
+    data = data.rechunk({2: -1, 3: -1})
+    small = da.map_blocks(area_average, data, factor, dtype=data.dtype, chunks=chunks)
+    return xr.DataArray(small, dims=arr.dims, coords=arr.coords, attrs={**arr.attrs, "level": factor})
+
+
+def _tracking(zstore: Store, seq_group: zarr.Group, seq_path: str, version: int) -> xr.Dataset | None:
+    name = schema.tracking_group_name(version)
+    if name not in seq_group.group_keys():
+        return None
+    return _open_dataset(zstore, f"{seq_path}/{name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def select_frames(
+    ds: xr.Dataset,
+    cameras: str | Sequence[str] | None = None,
+    timesteps: int | slice | Sequence[int] | None = None,
+    *,
+    every_nth_frame: int | None = None,
+    split: str | None = None,
+) -> xr.Dataset:
+    """Select cameras (serials), timesteps (values, not positions) and/or every n-th frame, lazily.
+
+    ``split="train"``/``"hold_out"`` keeps the cameras of that split. Missing serials/timesteps raise
+    :class:`StoreReadError` naming them.
+    """
+    if split is not None:
+        ds = ds.sel({schema.CAMERA: ds[schema.SPLIT] == split})
+    if cameras is not None:
+        wanted = [cameras] if isinstance(cameras, str) else list(cameras)
+        have = set(ds[schema.CAMERA].values.tolist())
+        missing = [c for c in wanted if c not in have]
+        if missing:
+            raise StoreReadError(f"cameras {', '.join(missing)} are not in this selection: have {', '.join(sorted(have))}")
+        ds = ds.sel({schema.CAMERA: cameras})
+    if timesteps is not None:
+        if not isinstance(timesteps, slice):
+            wanted_t = np.atleast_1d(np.asarray(timesteps))
+            missing_t = np.setdiff1d(wanted_t, ds[schema.TIMESTEP].values)
+            if missing_t.size:
+                raise StoreReadError(f"timesteps {missing_t.tolist()} are not in this sequence")
+        ds = ds.sel({schema.TIMESTEP: timesteps})
+    if every_nth_frame is not None:
+        ds = ds.isel({schema.TIMESTEP: slice(None, None, int(every_nth_frame))})
+    return ds
+
+
+def pointcloud(ds: xr.Dataset, timestep: int) -> xr.Dataset:
+    """The point cloud of one timestep from a sequence Dataset's CSR variables (lazy, ``point`` dim)."""
+    stamps = ds[schema.CLOUD_TIMESTEP].values
+    hits = np.flatnonzero(stamps == timestep)
+    if hits.size == 0:
+        raise StoreReadError(f"no point cloud at timestep {timestep}: stored timesteps {stamps.tolist()}")
+    i = int(hits[0])
+    offsets = ds[schema.OFFSETS].values
+    rows = slice(int(offsets[i]), int(offsets[i + 1]))
+    return ds[[v for v in (schema.POINTS, schema.COLORS, schema.NORMALS) if v in ds]].isel({schema.POINT: rows})
