@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="nersemble-zarr", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="nersemble-zarr", standalone_mode=False)
+        if isinstance(rc, int) and rc != 0:  # a command's ctx.exit(n) / Exit(n) is returned, not raised
+            sys.exit(rc)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

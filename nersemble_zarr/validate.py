@@ -1,0 +1,349 @@
+"""Offline submission validator: the server's checks and more, before a real attempt is spent.
+
+:func:`validate_submission` opens a submission zip and reports, per file, every defect the
+benchmark server would reject or that would cost score: a missing expected video, an extra file,
+a directory outside ``<pid:03d>/<sequence>/``, an absolute or ``..`` path, a duplicate entry, a
+video that does not decode to the end, a frame count different from the metadata (or, without
+metadata, cameras of one sequence that disagree), the wrong resolution, fps, codec (H.264) or
+pixel format (yuv420p). Each video is decoded fully by ffmpeg and its frames counted. An x264
+crf other than 14 (read from the encoder's settings string in the stream) is a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .benchmark import Benchmark, get_benchmark, participant_dir, submission_video_path
+from .raw.errors import RawFormatError
+from .raw.video import VideoInfo, ffmpeg_exe, probe_video
+from .submission import SUBMISSION_CRF, SubmissionError, VideoKey, load_frame_counts, parse_submission_path
+
+__all__ = ["Problem", "VideoReport", "ValidationReport", "validate_submission", "format_report", "PROBLEM_KINDS"]
+
+#: Every problem kind the validator reports, with what it means.
+PROBLEM_KINDS: dict[str, str] = {
+    "not_a_zip": "the file is not a readable zip archive",
+    "unsafe_path": "an absolute path, a '..' component or a backslash in an entry name",
+    "duplicate": "the same entry name occurs more than once",
+    "directory": "a directory entry outside the <pid:03d>/<sequence>/ scheme",
+    "extra": "a file that is not one of the benchmark's expected videos",
+    "missing": "an expected video is not in the zip",
+    "unreadable": "the video cannot be read or does not decode to the end",
+    "frame_count": "the number of frames differs from the metadata (or between cameras)",
+    "resolution": "width x height differs from the benchmark's",
+    "fps": "frame rate differs from the benchmark's",
+    "codec": "the video codec is not H.264",
+    "pix_fmt": "the pixel format is not yuv420p",
+}
+#: Kinds reported as warnings: they do not fail validation.
+WARNING_KINDS: dict[str, str] = {
+    "crf": "x264 crf differs from 14, or the encoder's settings cannot be read",
+    "no_metadata": "no metadata given: frame counts only compared between cameras",
+    "not_checked": "entries of participants outside the chosen scope were not checked",
+}
+_FPS_TOLERANCE = 0.01
+_X264_SETTINGS = re.compile(rb"x264 - core \d+.{0,4000}?\x00", re.S)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: ``path`` the zip entry (or the zip), ``kind`` a key of PROBLEM_KINDS/WARNING_KINDS."""
+
+    path: str
+    kind: str
+    message: str
+
+
+@dataclass
+class VideoReport:
+    """What one expected video holds. ``None`` where it could not be read; ``ok`` False on any problem."""
+
+    path: str
+    participant: int
+    sequence: str
+    serial: str
+    present: bool
+    n_frames: int | None = None
+    expected_frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    codec: str | None = None
+    pix_fmt: str | None = None
+    crf: float | None = None
+    ok: bool = True
+
+
+@dataclass
+class ValidationReport:
+    """Result of :func:`validate_submission`; ``ok`` when ``problems`` is empty (warnings allowed)."""
+
+    zip_path: str
+    benchmark: str
+    participants: list[int]
+    frame_counts_checked: bool
+    videos: list[VideoReport] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def kinds(self) -> set[str]:
+        """The problem kinds found (warnings excluded)."""
+        return {p.kind for p in self.problems}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``ok``, scope, per-video facts, problems and warnings."""
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def _unsafe(name: str) -> bool:
+    return (
+        name.startswith(("/", "\\"))
+        or "\\" in name
+        or re.match(r"^[A-Za-z]:", name) is not None
+        or ".." in name.split("/")
+    )
+
+
+def _decode_count(path: str) -> int:
+    """Decode every frame of the first video stream (to a null sink) and return how many there were.
+
+    Raises RawFormatError with ffmpeg's message when decoding fails or logs an error.
+    """
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+error", "-xerror", "-i", path,
+        "-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    errors = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    counts = re.findall(r"^frame=(\d+)\s*$", proc.stdout, flags=re.M)
+    if proc.returncode != 0 or errors or not counts:
+        said = "; ".join(errors[-3:]) or f"exit code {proc.returncode}"
+        raise RawFormatError(path, f"expected a video that decodes to the end, ffmpeg failed: {said}")
+    return int(counts[-1])
+
+
+def _x264_crf(path: str) -> float | None:
+    """The crf in the x264 settings string (an SEI message near the stream start), or None."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+    m = _X264_SETTINGS.search(head)
+    if m is None:
+        with open(path, "rb") as f:  # the moov box may come first and be large; look further once
+            head = f.read(16 << 20)
+        m = _X264_SETTINGS.search(head)
+    if m is None:
+        return None
+    crf = re.search(rb"\bcrf=([\d.]+)", m.group(0))
+    return float(crf.group(1)) if crf else None
+
+
+def _check_video(b: Benchmark, report: VideoReport, file: str) -> list[Problem]:
+    """Probe and fully decode one extracted video; fill ``report``; return its problems."""
+    path = report.path
+    try:
+        info: VideoInfo = probe_video(file)
+        decoded = _decode_count(file)
+    except RawFormatError as e:
+        return [Problem(path, "unreadable", e.problem)]
+    report.n_frames, report.fps = decoded, info.fps
+    report.width, report.height, report.codec, report.pix_fmt = info.width, info.height, info.codec, info.pix_fmt
+    report.crf = _x264_crf(file)
+    problems = []
+    if decoded != info.n_frames:
+        problems.append(Problem(path, "unreadable", f"the stream holds {info.n_frames} frames, only {decoded} decode"))
+    if (info.width, info.height) != (b.width, b.height):
+        problems.append(
+            Problem(path, "resolution", f"expected {b.width}x{b.height} (width x height), found {info.width}x{info.height}")
+        )
+    if abs(info.fps - b.fps) > _FPS_TOLERANCE:
+        problems.append(Problem(path, "fps", f"expected {b.fps:g} fps, found {info.fps:g}"))
+    if info.codec != "h264":
+        problems.append(Problem(path, "codec", f"expected H.264 (h264), found {info.codec}"))
+    if info.pix_fmt != "yuv420p":
+        problems.append(Problem(path, "pix_fmt", f"expected pixel format yuv420p, found {info.pix_fmt}"))
+    if report.expected_frames is not None and decoded != report.expected_frames:
+        problems.append(
+            Problem(path, "frame_count", f"expected {report.expected_frames} frames (metadata), found {decoded}")
+        )
+    return problems
+
+
+def validate_submission(
+    zip_path: str | os.PathLike,
+    benchmark: str,
+    *,
+    metadata: str | os.PathLike | Mapping | None = None,
+    participants: Iterable[int] | None = None,
+) -> ValidationReport:
+    """Check a submission zip offline; see the module docstring for what is checked.
+
+    Args:
+        zip_path: The submission zip.
+        benchmark: ``"nvs"`` or ``"mono_flame_avatar"``.
+        metadata: Frame counts (raw folder, ``metadata.json``, store, dict; see
+            :func:`~nersemble_zarr.submission.load_frame_counts`) or a ``{(pid, sequence): n}``
+            mapping. Without it, frame counts are only compared between the cameras of a sequence.
+        participants: Restrict the expected videos to these participants (a partial submission,
+            or a test). Entries of other scored participants are then skipped with a warning;
+            everything else (paths, extra files, directories) is still checked for the whole zip.
+
+    Returns a :class:`ValidationReport`; raises :class:`SubmissionError` only for a missing
+    ``zip_path`` or an unknown participant in ``participants``.
+    """
+    b = get_benchmark(benchmark)
+    path = Path(zip_path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: submission zip not found")
+    scope = sorted(b.participants if participants is None else {int(p) for p in participants})
+    for p in scope:
+        if p not in b.participants:
+            raise SubmissionError(
+                f"participant {p} is not in the {b.name} benchmark (expected one of {', '.join(map(str, b.participants))})"
+            )
+    counts: dict[tuple[int, str], int] | None = None
+    if metadata is not None:
+        if isinstance(metadata, Mapping) and all(isinstance(k, tuple) for k in metadata):
+            counts = {(int(p), str(s)): int(n) for (p, s), n in metadata.items()}
+        else:
+            counts = load_frame_counts(metadata, b.name)
+    report = ValidationReport(str(path), b.name, scope, frame_counts_checked=counts is not None)
+    add = report.problems.append
+    if counts is None:
+        report.warnings.append(Problem(str(path), "no_metadata", WARNING_KINDS["no_metadata"] + " (pass --metadata)"))
+
+    all_keys = b.submission_keys()
+    expected = {submission_video_path(*k): k for k in all_keys if k[0] in scope}
+    scored = {submission_video_path(*k): k for k in all_keys}
+    allowed_dirs = {f"{participant_dir(p)}/" for p, _, _ in all_keys} | {
+        f"{participant_dir(p)}/{s}/" for p, s, _ in all_keys
+    }
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        add(Problem(str(path), "not_a_zip", f"expected a zip archive: {e}"))
+        return report
+
+    with zf, tempfile.TemporaryDirectory(prefix="nersemble-validate-") as tmp:
+        infos = zf.infolist()
+        names = Counter(i.filename for i in infos)
+        for name, n in sorted(names.items()):
+            if n > 1:
+                add(Problem(name, "duplicate", f"the entry occurs {n} times (the server reads only one)"))
+        skipped = 0
+        present: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            name = info.filename
+            if _unsafe(name):
+                add(Problem(name, "unsafe_path", "expected a relative path <pid:03d>/<sequence>/cam_<serial>.mp4 "
+                                                 "without '..', leading '/' or backslashes"))
+            elif info.is_dir():
+                if name not in allowed_dirs:
+                    add(Problem(name, "directory", "expected only the folders <pid:03d>/<sequence>/ of scored sequences"))
+            elif name in expected:
+                present.setdefault(name, info)
+            elif name in scored:
+                skipped += 1
+            else:
+                key = parse_submission_path(name)
+                why = (
+                    f"participant {key[0]}, sequence {key[1]}, camera {key[2]} is not scored by the {b.name} benchmark"
+                    if key is not None
+                    else "not a video of the scheme <pid:03d>/<sequence>/cam_<serial>.mp4"
+                )
+                add(Problem(name, "extra", f"unexpected file: {why}"))
+        if skipped:
+            report.warnings.append(
+                Problem(str(path), "not_checked", f"{skipped} videos of participants outside {scope} were not checked")
+            )
+
+        for name, key in sorted(expected.items()):
+            video = VideoReport(name, *key, present=name in present)
+            if counts is not None:
+                video.expected_frames = counts.get((key[0], key[1]))
+            report.videos.append(video)
+            if not video.present:
+                add(Problem(name, "missing", "expected video is not in the zip"))
+                video.ok = False
+                continue
+            file = os.path.join(tmp, "video.mp4")
+            try:
+                with zf.open(present[name]) as src, open(file, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+                problems = [Problem(name, "unreadable", f"cannot extract the entry from the zip: {e}")]
+            else:
+                problems = _check_video(b, video, file)
+            finally:
+                Path(file).unlink(missing_ok=True)
+            if video.crf is not None and video.crf != SUBMISSION_CRF:
+                report.warnings.append(Problem(name, "crf", f"expected x264 crf {SUBMISSION_CRF}, found {video.crf:g}"))
+            elif video.crf is None and video.n_frames is not None:
+                report.warnings.append(Problem(name, "crf", "no x264 settings found: cannot tell the crf"))
+            video.ok = not problems
+            report.problems.extend(problems)
+
+    if counts is None:
+        by_sequence: dict[tuple[int, str], list[VideoReport]] = defaultdict(list)
+        for v in report.videos:
+            if v.n_frames is not None:
+                by_sequence[(v.participant, v.sequence)].append(v)
+        for (p, s), vs in sorted(by_sequence.items()):
+            if len({v.n_frames for v in vs}) > 1:
+                found = ", ".join(f"cam_{v.serial}: {v.n_frames}" for v in vs)
+                for v in vs:
+                    v.ok = False
+                add(Problem(f"{participant_dir(p)}/{s}/", "frame_count", f"cameras disagree on the frame count ({found})"))
+    return report
+
+
+def format_report(report: ValidationReport) -> str:
+    """A plain-text table (one row per expected video) followed by problems and warnings."""
+    header = ("video", "frames", "size", "fps", "codec", "crf", "status")
+    rows = []
+    for v in report.videos:
+        frames = "-" if v.n_frames is None else str(v.n_frames)
+        if v.expected_frames is not None:
+            frames += f"/{v.expected_frames}"
+        rows.append((
+            v.path,
+            frames,
+            "-" if v.width is None else f"{v.width}x{v.height}",
+            "-" if v.fps is None else f"{v.fps:g}",
+            "-" if v.codec is None else f"{v.codec}/{v.pix_fmt}",
+            "-" if v.crf is None else f"{v.crf:g}",
+            ("ok" if v.ok else "FAIL") if v.present else "MISSING",
+        ))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for title, items in (("problems", report.problems), ("warnings", report.warnings)):
+        if items:
+            lines.append("")
+            lines.append(f"{len(items)} {title}:")
+            lines.extend(f"  [{p.kind}] {p.path}: {p.message}" for p in items)
+    n_ok = sum(v.ok for v in report.videos)
+    verdict = "OK" if report.ok else "INVALID"
+    lines.append("")
+    lines.append(
+        f"{verdict}: {report.zip_path} ({report.benchmark}): {n_ok}/{len(report.videos)} expected videos pass, "
+        f"{len(report.problems)} problems, {len(report.warnings)} warnings"
+        + ("" if report.frame_counts_checked else "; frame counts not checked against metadata")
+    )
+    return "\n".join(lines)
