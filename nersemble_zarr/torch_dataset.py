@@ -1,0 +1,235 @@
+"""A ``torch.utils.data.Dataset`` of frames from a nersemble-zarr store, for training loops.
+
+    from torch.utils.data import DataLoader
+    from nersemble_zarr.torch_dataset import FrameDataset
+
+    ds = FrameDataset("nersemble.zarr", "nvs", participants=[388], level=2, dtype="float32")
+    for batch in DataLoader(ds, batch_size=8, shuffle=True, num_workers=4):
+        batch["image"]        # (B, 802, 550, 3) float32 in [0, 1]
+        batch["intrinsics"]   # (B, 3, 3) float64 for the ½ level
+
+Each item reads one stored chunk per array (the frame and its alpha map) with zarr directly, so
+random sampling costs the same as sequential. The dataset holds only plain Python/numpy state: zarr
+handles are opened on first use in each process (DataLoader workers, forked or spawned), never pickled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from . import schema
+from .benchmark import check_participant, get_benchmark, participant_dir
+from .downscale import area_average, scale_intrinsics
+from .errors import NersembleZarrError
+from .store import StoreLike, _sequences_in, as_zarr_store, level_of
+
+FrameDtype = Literal["uint8", "float32"]
+
+
+class FrameDatasetError(NersembleZarrError):
+    """The selection is empty or names what the store does not hold."""
+
+
+class FrameDataset(Dataset):
+    """Frames ``(sequence, camera, timestep)`` of one benchmark, in that nested order.
+
+    Parameters: ``store`` (path, fsspec URL or zarr store), ``benchmark`` (``"nvs"`` or
+    ``"mono_flame_avatar"``), ``participants`` (default: all in the store), ``sequences`` (names;
+    default: every sequence with video), ``cameras`` (serials; default: all with video), ``level``
+    (1, 2, 4, …) or ``scale`` (1, ½, ¼, …) picking a stored level (``resize=True``: area-average full
+    frames on the fly when it is not stored), ``dtype`` of image/alpha (``"uint8"`` 0–255 or
+    ``"float32"`` = uint8 / 255), ``channels_first`` (``(3, H, W)`` instead of ``(H, W, 3)``).
+
+    Item (a dict):
+    ``image (H, W, 3)`` uint8 or float32; ``alpha (H, W, 1)`` same dtype; ``intrinsics (3, 3) float64``
+    for the item's level (pixel-centre convention); ``world_2_cam (4, 4) float64`` (OpenCV, metres);
+    ``serial`` str; ``timestep`` int; ``participant`` int; ``sequence`` str.
+    """
+
+    def __init__(
+        self,
+        store: StoreLike,
+        benchmark: str,
+        participants: int | Iterable[int] | None = None,
+        sequences: str | Iterable[str] | None = None,
+        cameras: str | Iterable[str] | None = None,
+        *,
+        level: int | None = None,
+        scale: float | None = None,
+        resize: bool = False,
+        dtype: FrameDtype = "uint8",
+        channels_first: bool = False,
+        with_alpha: bool = True,
+        storage_options: dict[str, Any] | None = None,
+    ):
+        if dtype not in ("uint8", "float32"):
+            raise ValueError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
+        get_benchmark(benchmark)
+        self.store = store
+        self.benchmark = benchmark
+        self.level = level_of(level, scale)
+        self.dtype = dtype
+        self.channels_first = bool(channels_first)
+        self.with_alpha = bool(with_alpha)
+        self._storage_options = storage_options
+        self._handles: dict[int, tuple[Any, Any]] | None = None
+        self._handles_pid: int | None = None
+
+        root = zarr.open_group(as_zarr_store(store, storage_options=storage_options), mode="r", zarr_format=3)
+        wanted_seq = _as_set(sequences)
+        wanted_cam = _as_set(cameras)
+        if participants is None:
+            group = root[schema.benchmark_group(benchmark)] if benchmark in root.group_keys() else None
+            pids = sorted(int(n) for n, _ in group.groups() if n.isdigit()) if group is not None else []
+        else:
+            pids = [check_participant(benchmark, p) for p in ([participants] if isinstance(participants, int) else participants)]
+
+        # Per (participant, sequence) "unit": paths and the calibration of its selected cameras.
+        self.units: list[dict[str, Any]] = []
+        unit_ids, cam_ids, t_ids = [], [], []
+        for p in pids:
+            for s in _sequences_in(root, benchmark, p):
+                if wanted_seq is not None and s not in wanted_seq:
+                    continue
+                seq = root[schema.sequence_group(benchmark, p, s)]
+                if schema.IMAGES not in seq.array_keys():
+                    continue
+                unit = self._make_unit(root, seq, p, s, wanted_cam, resize)
+                if unit is None:
+                    continue
+                u = len(self.units)
+                self.units.append(unit)
+                n_c, n_t = len(unit["cam_positions"]), len(unit["timesteps"])
+                unit_ids.append(np.full(n_c * n_t, u, dtype=np.int32))
+                cam_ids.append(np.repeat(np.arange(n_c, dtype=np.int32), n_t))
+                t_ids.append(np.tile(np.arange(n_t, dtype=np.int32), n_c))
+        if not self.units:
+            raise FrameDatasetError(
+                f"no frames selected in {benchmark} (participants {pids or 'none in store'}, sequences "
+                f"{sorted(wanted_seq) if wanted_seq else 'all'}, cameras {sorted(wanted_cam) if wanted_cam else 'all'})"
+            )
+        self._unit = np.concatenate(unit_ids)
+        self._cam = np.concatenate(cam_ids)
+        self._t = np.concatenate(t_ids)
+
+    def _make_unit(
+        self, root: zarr.Group, seq: zarr.Group, p: int, s: str, wanted_cam: set[str] | None, resize: bool
+    ) -> dict[str, Any] | None:
+        where = f"{self.benchmark} participant {participant_dir(p)} sequence {s!r}"
+        seq_path = schema.sequence_group(self.benchmark, p, s)
+        serials = [str(c) for c in seq[schema.CAMERA][:]]
+        positions = [i for i, c in enumerate(serials) if wanted_cam is None or c in wanted_cam]
+        if not positions:
+            return None
+        frames_path, on_read = seq_path, 1
+        if self.level != 1:
+            name = schema.level_group_name(self.level)
+            if name in seq.group_keys() and seq[name].attrs.get(schema.COMPLETE_ATTR, False):
+                frames_path = f"{seq_path}/{name}"
+            elif resize:
+                on_read = self.level
+            else:
+                raise FrameDatasetError(
+                    f"{where}: level {self.level} (scale 1/{self.level}) is not stored; run "
+                    f"'nersemble-zarr downscale STORE --factor {self.level}' or pass resize=True"
+                )
+        calib = root[schema.calibration_group(self.benchmark, p)]
+        cal_serials = [str(c) for c in calib[schema.SERIAL][:]]
+        w2c_all, k_all = calib[schema.WORLD_2_CAM][:], calib[schema.INTRINSICS][:]
+        missing = [serials[i] for i in positions if serials[i] not in cal_serials]
+        if missing:
+            raise FrameDatasetError(f"{where}: cameras {', '.join(missing)} have no calibration in the store")
+        rows = [cal_serials.index(serials[i]) for i in positions]
+        intrinsics = k_all[rows]
+        if self.level != 1:
+            intrinsics = np.stack([scale_intrinsics(k, self.level) for k in intrinsics])
+        return {
+            "participant": p,
+            "sequence": s,
+            "frames_path": frames_path,
+            "resize": on_read,
+            "serials": [serials[i] for i in positions],
+            "cam_positions": positions,
+            "timesteps": [int(t) for t in seq[schema.TIMESTEP][:]],
+            "world_2_cam": w2c_all[rows],
+            "intrinsics": intrinsics,
+        }
+
+    def __len__(self) -> int:
+        return int(self._unit.size)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_handles=None, _handles_pid=None)
+        return state
+
+    def _arrays(self, u: int) -> tuple[Any, Any]:
+        if self._handles is None or self._handles_pid != os.getpid():
+            self._handles, self._handles_pid = {}, os.getpid()
+        h = self._handles.get(u)
+        if h is None:
+            zstore = as_zarr_store(self.store, storage_options=self._storage_options)
+            group = zarr.open_group(zstore, mode="r", zarr_format=3, path=self.units[u]["frames_path"])
+            h = (group[schema.IMAGES], group[schema.ALPHA] if self.with_alpha else None)
+            self._handles[u] = h
+        return h
+
+    def key(self, index: int) -> tuple[int, str, str, int]:
+        """``(participant, sequence, serial, timestep)`` of item ``index``."""
+        unit = self.units[int(self._unit[index])]
+        return (unit["participant"], unit["sequence"], unit["serials"][int(self._cam[index])],
+                unit["timesteps"][int(self._t[index])])
+
+    def _to_tensor(self, frame: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(frame))
+        if self.dtype == "float32":
+            tensor = tensor.to(torch.float32).div_(255.0)
+        if self.channels_first:
+            tensor = tensor.permute(2, 0, 1)
+        return tensor
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} frames")
+        u, ci, ti = int(self._unit[index]), int(self._cam[index]), int(self._t[index])
+        unit = self.units[u]
+        images, alpha = self._arrays(u)
+        c = unit["cam_positions"][ci]
+        image = images[c, ti]
+        if unit["resize"] > 1:
+            image = area_average(image, unit["resize"], axes=(0, 1))
+        item = {
+            "image": self._to_tensor(image),
+            "intrinsics": torch.from_numpy(unit["intrinsics"][ci].copy()),
+            "world_2_cam": torch.from_numpy(unit["world_2_cam"][ci].copy()),
+            "serial": unit["serials"][ci],
+            "timestep": unit["timesteps"][ti],
+            "participant": unit["participant"],
+            "sequence": unit["sequence"],
+        }
+        if alpha is not None:
+            a = alpha[c, ti]
+            if unit["resize"] > 1:
+                a = area_average(a, unit["resize"], axes=(0, 1))
+            item["alpha"] = self._to_tensor(a[..., None])
+        return item
+
+
+def _as_set(values: str | Iterable[str] | None) -> set[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        return {values}
+    return {str(v) for v in values}
+
+
+__all__ = ["FrameDataset", "FrameDatasetError"]
