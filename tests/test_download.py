@@ -1,0 +1,345 @@
+"""`nersemble-zarr download` against a real HTTP server on 127.0.0.1 with injected faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nersemble_zarr import assets
+from nersemble_zarr.benchmark import ACCESS_FORM_URL, MONO, MONO_BENCHMARK, NVS, NVS_BENCHMARK
+from nersemble_zarr.download import AccessDeniedError, DownloadError, download_benchmark
+
+sys.path.insert(0, str(Path(__file__).parent))
+from http_server import Fault, FileServer  # noqa: E402
+
+CLI = str(Path(sys.executable).with_name("nersemble-zarr"))
+#: A distinctive secret in the URL path: it must never show up in output or in written files.
+TOKEN = "s3cr3t-TOKEN-4f9a1c"
+NVS_PID, MONO_PID = 388, 393
+
+
+def _nvs_metadata(timesteps: list[int]) -> dict:
+    return {"sequences": {str(p): {"sequence_name": NVS_BENCHMARK.sequences[p][0], "timesteps": timesteps}
+                          for p in NVS_BENCHMARK.participants}}
+
+
+def _mono_metadata() -> dict:
+    return {"participants_metadata": {str(p): {"sequences_metadata": {s: {"n_frames": 7} for s in MONO_BENCHMARK.sequences[p]}}
+                                      for p in MONO_BENCHMARK.participants}}
+
+
+@pytest.fixture(scope="module")
+def tree() -> dict[str, bytes]:
+    """A served tree in the official layout (paths from benchmark.py): NVS 388 with point clouds at
+    irregular timesteps, mono 393 with both tracking versions. Contents are random bytes of varied
+    sizes (one > 2 MiB): the downloader must not care what the files hold."""
+    rng = random.Random(5)
+    nvs_meta = _nvs_metadata([2, 5, 9, 14])
+    files = {f"{NVS}/metadata.json": json.dumps(nvs_meta).encode(), f"{MONO}/metadata.json": json.dumps(_mono_metadata()).encode()}
+    for rel in assets.select_files(NVS, participants=[NVS_PID], pointcloud_frames="all", metadata=nvs_meta):
+        files[f"{NVS}/{rel}"] = rng.randbytes(rng.randint(1, 120_000))
+    for rel in assets.select_files(MONO, participants=[MONO_PID]):
+        files[f"{MONO}/{rel}"] = rng.randbytes(rng.randint(1, 30_000))
+    files[f"{NVS}/{assets.select_files(NVS, participants=[NVS_PID], assets='images')[5]}"] = rng.randbytes(2_500_000)
+    return files
+
+
+@pytest.fixture()
+def server(tree):
+    with FileServer(dict(tree), prefix=TOKEN) as srv:
+        yield srv
+
+
+def _nvs_files(tree: dict[str, bytes]) -> dict[str, bytes]:
+    return {k[len(NVS) + 1:]: v for k, v in tree.items() if k.startswith(f"{NVS}/")}
+
+
+def _local_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _env(url: str | None, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "NERSEMBLE_BENCHMARK_URL"}
+    env["HOME"] = str(home)  # the user's real ~/.config/nersemble_benchmark/.env is never read
+    if url is not None:
+        env["NERSEMBLE_BENCHMARK_URL"] = url
+    return env
+
+
+def _cli(args: list[str], url: str | None, home: Path, *, debug: bool = False) -> subprocess.CompletedProcess:
+    cmd = [CLI, *(["--debug"] if debug else []), "download", *args]
+    return subprocess.run(cmd, env=_env(url, home), capture_output=True, text=True, timeout=120)
+
+
+def _video(kind: str = "images", index: int = 0) -> str:
+    """Relative path (below nvs/) of the index-th selected NVS video of participant 388."""
+    return assets.select_files(NVS, participants=[NVS_PID], assets=[kind])[index]
+
+
+def _download_nvs(raw: Path, url: str, **kwargs):
+    kwargs = {"participants": [NVS_PID], "pointcloud_frames": "all", "backoff": 0.0, "progress": False} | kwargs
+    return download_benchmark(raw, NVS, url=url, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection
+# --------------------------------------------------------------------------------------------
+
+
+def test_nvs_selection_is_13_train_cameras_and_first_pointcloud_by_default():
+    meta = _nvs_metadata([3, 4, 5])
+    files = assets.select_files(NVS, participants=[422], metadata=meta)
+    seq = NVS_BENCHMARK.sequences[422][0]
+    videos = [f for f in files if "/images/" in f or "/alpha_maps/" in f]
+    assert len(NVS_BENCHMARK.train_serials) == 13 and len(videos) == 26
+    assert not any(s in f for s in NVS_BENCHMARK.hold_out_serials for f in videos)
+    assert [f for f in files if f.endswith(".pcd")] == [f"422/sequences/{seq}/pointclouds/frame_00003.pcd"]
+    assert files[0] == "422/calibration/camera_params.json"
+    all_clouds = assets.select_files(NVS, participants=[422], assets=["pointclouds"], pointcloud_frames="all", metadata=meta)
+    assert [f[-9:-4] for f in all_clouds] == ["00003", "00004", "00005"]
+
+
+def test_mono_selection_has_video_only_for_train_sequences_and_tracking_for_all():
+    files = assets.select_files(MONO, participants=[461])
+    videos = [f for f in files if f.endswith(".mp4")]
+    tracking = [f for f in files if f.endswith(".npz")]
+    assert len(videos) == 2 * len(MONO_BENCHMARK.train_sequences[461])
+    assert all(MONO_BENCHMARK.train_serials[0] in f for f in videos)
+    assert not any(t in f for t in MONO_BENCHMARK.test_sequences[461] for f in videos)
+    assert len(tracking) == 2 * len(MONO_BENCHMARK.sequences[461])
+    v2_only = assets.select_files(MONO, participants=[461], assets=["flame2023_tracking_v2"])
+    assert len(v2_only) == len(MONO_BENCHMARK.sequences[461]) and all(f.endswith("_v2.npz") for f in v2_only)
+
+
+def test_selection_rejects_unknown_asset_participant_and_timestep_naming_them():
+    with pytest.raises(assets.AssetSelectionError, match="'depth'.*calibration"):
+        assets.resolve_assets(NVS, ["depth"])
+    with pytest.raises(assets.AssetSelectionError, match="pointclouds"):
+        assets.resolve_assets(MONO, ["pointclouds"])
+    with pytest.raises(assets.AssetSelectionError, match="participant 999"):
+        assets.select_files(NVS, participants=[999])
+    with pytest.raises(assets.AssetSelectionError, match=r"timestep\(s\) 7 .*participant 388.*3\.\.5"):
+        assets.select_files(NVS, participants=[388], assets=["pointclouds"], pointcloud_frames=[3, 7],
+                            metadata=_nvs_metadata([3, 4, 5]))
+
+
+# --------------------------------------------------------------------------------------------
+# The command end to end
+# --------------------------------------------------------------------------------------------
+
+
+def test_complete_download_equals_served_tree_byte_for_byte(server, tree, tmp_path):
+    raw = tmp_path / "raw"
+    for benchmark, pid in ((NVS, NVS_PID), (MONO, MONO_PID)):
+        r = _cli([str(raw), benchmark, "-p", str(pid), "--pointcloud-frames", "all", "--workers", "4"], server.url, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "failed:        0 files" in r.stdout and "not on server: 0 files" in r.stdout
+    assert _local_files(raw) == tree  # no .part leftovers, nothing else
+    assert sum(server.bytes_served.values()) == sum(map(len, tree.values()))  # every byte exactly once
+    n_mono = sum(k.startswith(f"{MONO}/") for k in tree) - 1  # metadata.json is fetched before the bar
+    assert "100%" in r.stderr and f"files {n_mono}/{n_mono}]" in r.stderr and "B/s" in r.stderr  # bytes, rate, files
+
+
+def test_complete_files_are_skipped_without_any_request(server, tree, tmp_path):
+    raw = tmp_path / "raw"
+    assert _download_nvs(raw, server.url).ok
+    server.reset_counters()
+    report = _download_nvs(raw, server.url)
+    assert report.downloaded == [] and sorted(report.skipped) == sorted(_nvs_files(tree))
+    assert server.requests == []
+
+
+def test_overwrite_replaces_complete_files_atomically(server, tree, tmp_path):
+    raw = tmp_path / "raw"
+    assert _download_nvs(raw, server.url, assets=["calibration"]).ok
+    calibration = raw / NVS / f"{NVS_PID}/calibration/camera_params.json"
+    calibration.write_bytes(b"stale")
+    report = _download_nvs(raw, server.url, assets=["calibration"], overwrite=True)
+    assert len(report.downloaded) == 2  # metadata.json too
+    assert calibration.read_bytes() == tree[f"{NVS}/{NVS_PID}/calibration/camera_params.json"]
+
+
+@pytest.mark.slow
+def test_killed_download_resumes_only_the_missing_bytes(server, tree, tmp_path):
+    raw = tmp_path / "raw"
+    order = [assets.select_files(NVS, participants=[NVS_PID], pointcloud_frames="all", metadata=json.loads(tree[f"{NVS}/metadata.json"]))][0]
+    stalled = order[len(order) // 2]
+    size = len(tree[f"{NVS}/{stalled}"])
+    cut = size // 3
+    server.add_fault(f"{NVS}/{stalled}", Fault(stall_after=cut))
+    proc = subprocess.Popen(
+        [CLI, "download", str(raw), NVS, "-p", str(NVS_PID), "--pointcloud-frames", "all", "--workers", "1"],
+        env=_env(server.url, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert server.wait_stalled(f"{NVS}/{stalled}") == cut
+        part = raw / NVS / f"{stalled}.part"
+        deadline = time.monotonic() + 30
+        while (not part.exists() or part.stat().st_size < cut) and time.monotonic() < deadline:
+            time.sleep(0.01)  # waiting for the client to write what the server has sent
+        assert part.stat().st_size == cut
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finished = [rel for rel in order if (raw / NVS / rel).is_file()]
+    assert finished == order[: order.index(stalled)]  # one worker: everything before the stalled file
+    assert not (raw / NVS / stalled).exists()
+
+    server.release()
+    server.reset_counters()
+    r = _cli([str(raw), NVS, "-p", str(NVS_PID), "--pointcloud-frames", "all"], server.url, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert _local_files(raw / NVS) == _nvs_files(tree)
+    for rel in finished:
+        assert server.bytes_served[f"{NVS}/{rel}"] == 0 and not server.gets(f"{NVS}/{rel}")
+    assert server.bytes_served[f"{NVS}/{stalled}"] == size - cut
+    assert [g.range for g in server.gets(f"{NVS}/{stalled}")] == [f"bytes={cut}-"]
+    for rel in order[order.index(stalled) + 1:]:
+        assert server.bytes_served[f"{NVS}/{rel}"] == len(tree[f"{NVS}/{rel}"])
+    assert f"skipped:       {len(finished) + 1} files" in r.stdout  # + metadata.json
+
+
+def test_connection_cut_mid_file_resumes_from_the_cut(server, tree, tmp_path):
+    big = _video("images", 5)
+    server.add_fault(f"{NVS}/{big}", Fault(cut_after=700_000))
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and big in report.downloaded
+    assert (tmp_path / "raw" / NVS / big).read_bytes() == tree[f"{NVS}/{big}"]
+    assert server.bytes_served[f"{NVS}/{big}"] == len(tree[f"{NVS}/{big}"])  # nothing fetched twice
+    assert [g.range for g in server.gets(f"{NVS}/{big}")] == [None, "bytes=700000-"]
+
+
+def test_server_error_once_is_retried(server, tree, tmp_path):
+    rel = _video("alpha_maps", 2)
+    server.add_fault(f"{NVS}/{rel}", Fault(status=500))
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and rel in report.downloaded
+    assert [g.status for g in server.gets(f"{NVS}/{rel}")] == [500, 200]
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == tree[f"{NVS}/{rel}"]
+
+
+@pytest.mark.parametrize(
+    ("if_range", "new_size"),
+    [(True, 90_000), (False, 90_000), (False, 10_000)],
+    ids=["if-range-refused", "total-size-changed", "range-not-satisfiable"],
+)
+def test_file_changed_on_server_during_download_restarts_cleanly(server, tree, tmp_path, if_range, new_size):
+    rel = _video("images", 1)
+    new = random.Random(new_size).randbytes(new_size)
+    server.honour_if_range = if_range
+    server.add_fault(f"{NVS}/{rel}", Fault(cut_after=40_000))
+    server.replace_on_get[f"{NVS}/{rel}"] = new
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and rel in report.downloaded
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == new
+    assert not (tmp_path / "raw" / NVS / f"{rel}.part").exists()
+    statuses = [g.status for g in server.gets(f"{NVS}/{rel}")]
+    assert statuses[0] == 200 and statuses[-1] == 200  # restarted from byte 0
+
+
+def test_missing_file_is_reported_not_on_server_and_exit_code_zero(server, tree, tmp_path):
+    missing = _video("alpha_maps", 7)
+    del server.files[f"{NVS}/{missing}"]
+    r = _cli([str(tmp_path / "raw"), NVS, "-p", str(NVS_PID), "--pointcloud-frames", "all"], server.url, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "not on server: 1 files" in r.stdout and "failed:        0 files" in r.stdout
+    assert f"<NERSEMBLE_BENCHMARK_URL>/{NVS}/{missing}" in r.stdout
+    assert not (tmp_path / "raw" / NVS / missing).exists()
+    assert len(_local_files(tmp_path / "raw" / NVS)) == len(_nvs_files(tree)) - 1
+
+
+def test_persistent_server_error_is_failed_and_exit_code_one(server, tree, tmp_path):
+    rel = _video("images", 3)
+    server.add_fault(f"{NVS}/{rel}", Fault(status=503, times=None))
+    r = _cli([str(tmp_path / "raw"), NVS, "-p", str(NVS_PID), "--pointcloud-frames", "all", "--retries", "2",
+              "--backoff", "0"], server.url, tmp_path)
+    assert r.returncode == 1
+    assert "failed:        1 files" in r.stdout and f"{NVS}/{rel}: gave up after 3 attempts: HTTP 503" in r.stdout
+    assert "error: 1 file(s) failed to download" in r.stderr
+    assert len(server.gets(f"{NVS}/{rel}")) == 3
+    assert len(_local_files(tmp_path / "raw" / NVS)) == len(_nvs_files(tree)) - 1
+
+
+def test_forbidden_stops_with_access_url_rejected_and_exit_code_one(server, tmp_path):
+    server.add_fault(f"{NVS}/{_video('images', 4)}", Fault(status=403, times=None, include_head=True))
+    r = _cli([str(tmp_path / "raw"), NVS, "-p", str(NVS_PID)], server.url, tmp_path)
+    assert r.returncode == 1
+    assert "error: access URL rejected (HTTP 403" in r.stderr
+    assert len(server.gets(f"{NVS}/{_video('images', 4)}")) == 0  # stopped before fetching data
+    assert TOKEN not in r.stdout + r.stderr
+
+
+def test_forbidden_metadata_raises_access_denied_from_the_library(server, tmp_path):
+    server.add_fault(f"{NVS}/metadata.json", Fault(status=401, times=None, include_head=True))
+    with pytest.raises(AccessDeniedError, match="access URL rejected.*HTTP 401"):
+        _download_nvs(tmp_path / "raw", server.url)
+    assert not (tmp_path / "raw" / NVS / "metadata.json").exists()
+
+
+def test_access_url_never_appears_in_output_or_written_files(server, tmp_path):
+    server.add_fault(f"{NVS}/{_video('images', 0)}", Fault(cut_after=10))
+    server.add_fault(f"{NVS}/{_video('images', 1)}", Fault(status=500, times=None))
+    del server.files[f"{NVS}/{_video('images', 2)}"]
+    raw = tmp_path / "raw"
+    r = _cli([str(raw), NVS, "-p", str(NVS_PID), "--retries", "1", "--backoff", "0"], server.url, tmp_path,
+             debug=True)
+    assert r.returncode == 1 and "<NERSEMBLE_BENCHMARK_URL>" in r.stdout
+    assert TOKEN not in r.stdout + r.stderr
+    for path in raw.rglob("*"):
+        assert not path.is_file() or TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_unreachable_server_error_is_redacted(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    url = f"http://127.0.0.1:{port}/{TOKEN}"
+    r = _cli([str(tmp_path / "raw"), NVS, "--retries", "1", "--backoff", "0"], url, tmp_path, debug=True)
+    assert r.returncode == 1
+    assert f"error: cannot download <NERSEMBLE_BENCHMARK_URL>/{NVS}/metadata.json" in r.stderr
+    assert "connection failed" in r.stderr and TOKEN not in r.stderr + r.stdout
+    with pytest.raises(DownloadError) as e:
+        download_benchmark(tmp_path / "raw", NVS, url=url, retries=0, progress=False)
+    assert TOKEN not in str(e.value) and e.value.__cause__ is None and e.value.__context__ is None
+
+
+def test_missing_access_url_says_how_to_get_one(tmp_path):
+    r = _cli([str(tmp_path / "raw"), MONO], None, tmp_path)
+    assert r.returncode == 1
+    assert ACCESS_FORM_URL in r.stderr and str(tmp_path / ".config/nersemble_benchmark/.env") in r.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+def test_access_url_is_read_from_the_env_file(server, tmp_path):
+    env_file = tmp_path / ".config" / "nersemble_benchmark" / ".env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text(f'NERSEMBLE_BENCHMARK_URL="{server.url}"\n')
+    r = _cli([str(tmp_path / "raw"), MONO, "-p", str(MONO_PID), "--assets", "calibration,flame2023_tracking_v2"],
+             None, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"downloaded:    {1 + 1 + len(MONO_BENCHMARK.sequences[MONO_PID])} files" in r.stdout
+    assert TOKEN not in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_convert_option_converts_what_was_downloaded(sample_root, tmp_path):
+    convert = pytest.importorskip("nersemble_zarr.convert")
+    assert convert.convert_benchmark
+    with FileServer.from_tree(sample_root, prefix=TOKEN) as srv:
+        store = tmp_path / "store.zarr"
+        r = _cli([str(tmp_path / "raw"), MONO, "-p", str(MONO_PID), "--convert", str(store)], srv.url, tmp_path)
+        assert r.returncode == 0, r.stderr
+    assert f"converted into {store}" in r.stdout
+    import zarr
+
+    group = zarr.open_group(store, mode="r")
+    assert f"{MONO}/{MONO_PID}" in {k for k, _ in group.members(max_depth=None)}
