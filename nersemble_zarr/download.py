@@ -506,21 +506,23 @@ class Downloader:
                 f.seek(start)
                 f.truncate()
                 size = start
-                try:
-                    while True:
-                        if self._abort.is_set():
-                            raise _Aborted()
+                while True:
+                    if self._abort.is_set():
+                        raise _Aborted()
+                    try:
+                        # read1: whatever has arrived (up to CHUNK_BYTES) goes to disk at once, so a
+                        # killed process leaves every received byte in the .part
                         chunk = resp.raw.read1(CHUNK_BYTES, decode_content=False)
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                        f.flush()
-                        size += len(chunk)
-                        ctx.received += len(chunk)
-                        self._bar.update(len(chunk))
-                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
-                    raise _Transient(f"connection broke after {size} of {total or '?'} bytes: "
-                                     f"{type(e).__name__}", progressed=size > start) from None
+                    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+                        raise _Transient(f"connection broke after {size} of {total or '?'} bytes: "
+                                         f"{type(e).__name__}", progressed=size > start) from None
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    f.flush()
+                    size += len(chunk)
+                    ctx.received += len(chunk)
+                    self._bar.update(len(chunk))
                 if total is not None and size < total:
                     raise _Transient(f"connection closed after {size} of {total} bytes", progressed=size > start)
                 if total is not None and size > total:

@@ -269,12 +269,16 @@ def test_persistent_server_error_is_failed_and_exit_code_one(server, tree, tmp_p
     assert len(_local_files(tmp_path / "raw" / NVS)) == len(_nvs_files(tree)) - 1
 
 
-def test_forbidden_stops_with_access_url_rejected_and_exit_code_one(server, tmp_path):
-    server.add_fault(f"{NVS}/{_video('images', 4)}", Fault(status=403, times=None, include_head=True))
+@pytest.mark.parametrize("on_head", [True, False], ids=["head-and-get", "get-only"])
+def test_forbidden_stops_with_access_url_rejected_and_exit_code_one(server, tmp_path, on_head):
+    rel = _video("images", 4)
+    server.add_fault(f"{NVS}/{rel}", Fault(status=403, times=None, include_head=on_head))
     r = _cli([str(tmp_path / "raw"), NVS, "-p", str(NVS_PID)], server.url, tmp_path)
     assert r.returncode == 1
-    assert "error: access URL rejected (HTTP 403" in r.stderr
-    assert len(server.gets(f"{NVS}/{_video('images', 4)}")) == 0  # stopped before fetching data
+    assert f"error: access URL rejected (HTTP 403 for <NERSEMBLE_BENCHMARK_URL>/{NVS}/{rel})" in r.stderr
+    assert "downloaded:" in r.stdout  # the summary of what was done before stopping
+    assert len(server.gets(f"{NVS}/{rel}")) == (0 if on_head else 1)  # never retried
+    assert not (tmp_path / "raw" / NVS / rel).exists()
     assert TOKEN not in r.stdout + r.stderr
 
 
