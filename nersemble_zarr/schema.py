@@ -298,5 +298,5 @@ POINTCLOUD_ATTRS: dict[str, dict[str, Any]] = {
 
 
 def string_array(values: list[str] | tuple[str, ...]) -> np.ndarray:
-    """Values for a variable-length UTF-8 string array (Zarr v3 ``string`` dtype)."""
-    return np.asarray(list(values), dtype=object).astype(str)
+    """Values for a variable-length UTF-8 string array (Zarr v3 ``string`` dtype, no unstable-spec warning)."""
+    return np.array([str(v) for v in values], dtype=np.dtypes.StringDType())
