@@ -24,6 +24,7 @@ rerun skips complete cameras and levels. Run one ``downscale`` per store at a ti
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -266,15 +267,33 @@ def downscale_store(
     reconsolidated at the end. ``progress``: True for a tqdm bar, or a callback ``(done, total)`` in frames.
     Sequences whose full-resolution frames are not completely converted are reported in ``not_ready``.
     """
-    import zarr
-    from dask.base import get_scheduler
-    from dask.callbacks import Callback
+    from zarr.abc.store import Store
 
     for f in factors:
         if int(f) != f or f < 2:
             raise DownscaleError(f"--factor must be an integer >= 2 (2 = half resolution), not {f!r}")
     factors = sorted({int(f) for f in factors})
     zstore = _writable_store(store, storage_options)
+    with contextlib.ExitStack() as stack:
+        if not isinstance(store, Store):
+            from .store_lock import StoreLock, StoreLocation
+
+            # one writer at a time: a convert or another downscale of the same store is refused
+            stack.enter_context(StoreLock(StoreLocation.parse(store, storage_options)))
+        report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, scheduler, num_workers,
+                                   progress, store)
+    return report
+
+
+def _downscale_locked(
+    zstore: Any, factors: list[int], benchmarks: Sequence[str] | None, participants: Iterable[int] | None,
+    sequences: Iterable[str] | None, scheduler: str, num_workers: int | None,
+    progress: Callable[[int, int], None] | bool, store: Any,
+) -> DownscaleReport:
+    import zarr
+    from dask.base import get_scheduler
+    from dask.callbacks import Callback
+
     try:
         root = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
