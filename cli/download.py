@@ -41,13 +41,17 @@ def _ints(values: list[str], what: str) -> list[int]:
               help="Seconds before the first retry; doubles with each further failure (max 60 s).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
               help="Seconds to wait for the server to connect or send more bytes.")
-@click.option("--convert", "store", type=click.Path(path_type=Path), default=None, metavar="STORE",
-              help="After a download without failures, convert the downloaded selection into this Zarr store.")
+@click.option("--check-sizes", is_flag=True,
+              help="Also ask the server for the size of files already present and download again those that "
+                   "differ (e.g. left incomplete by another downloader): one HEAD request per file.")
+@click.option("--convert", "store", default=None, metavar="STORE",
+              help="After a download without failures, convert the downloaded participants into this Zarr "
+                   "store (a path or an fsspec URL), as `nersemble-zarr convert RAW STORE` would.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
 def download(
     raw: Path, benchmark: str, participants: tuple[str, ...], assets: tuple[str, ...],
     pointcloud_frames: tuple[str, ...], workers: int, overwrite: bool, retries: int, backoff: float,
-    timeout: float, store: Path | None, no_progress: bool,
+    timeout: float, check_sizes: bool, store: str | None, no_progress: bool,
 ) -> None:
     """Download BENCHMARK (nvs | mono_flame_avatar) into RAW/BENCHMARK/ in the official layout.
 
@@ -66,7 +70,7 @@ def download(
         report = download_benchmark(
             raw, benchmark, participants=pids, assets=_split(assets) or "all", pointcloud_frames=frames,
             workers=workers, overwrite=overwrite, retries=retries, backoff=backoff, timeout=timeout,
-            progress=not no_progress,
+            progress=not no_progress, check_sizes=check_sizes,
         )
     except AccessDeniedError as e:
         if e.report is not None:
@@ -82,5 +86,7 @@ def download(
     if store is not None:
         from nersemble_zarr.convert import convert_benchmark
 
-        result = convert_benchmark(raw, store, benchmarks=[benchmark], participants=pids, progress=not no_progress)
-        click.echo(f"converted into {store}" + (f": {result}" if result is not None else ""))
+        converted = convert_benchmark(raw, store, benchmarks=[benchmark], participants=pids, progress=not no_progress)
+        click.echo(converted.summary())
+        if not converted.ok:
+            raise click.exceptions.Exit(1)

@@ -142,13 +142,17 @@ def download_benchmark(
     backoff: float = DEFAULT_BACKOFF,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    check_sizes: bool = False,
     url: str | None = None,
 ) -> DownloadReport:
     """Download a selection of ``benchmark`` into ``<raw_root>/<benchmark>/`` in the official layout.
 
     ``metadata.json`` is fetched first and kept (later validation and conversion work offline; the
-    NVS point-cloud timesteps come from it). The selection (see :func:`nersemble_zarr.assets.select_files`)
-    is validated before any request. ``url`` defaults to the configured access URL
+    NVS point-cloud timesteps come from it). The selection (see
+    :func:`nersemble_zarr.assets.select_files`) is validated before any request. ``workers`` files
+    download in parallel; each is retried ``retries`` times after transient errors, waiting
+    ``backoff`` seconds doubled per failure; ``timeout`` seconds to connect or receive more bytes;
+    ``check_sizes``: see :class:`Downloader`. ``url`` defaults to the configured access URL
     (:func:`nersemble_zarr.config.access_url`). Returns the :class:`DownloadReport`; raises
     :class:`AccessDeniedError` on 401/403 and :class:`DownloadError` if ``metadata.json`` cannot be had.
     """
@@ -159,7 +163,7 @@ def download_benchmark(
     root = Path(raw_root) / b.name
     with Downloader(
         f"{base}/{b.name}", root, benchmark=b.name, secret=base, workers=workers, overwrite=overwrite,
-        retries=retries, backoff=backoff, timeout=timeout, progress=progress,
+        retries=retries, backoff=backoff, timeout=timeout, progress=progress, check_sizes=check_sizes,
     ) as downloader:
         report = downloader.fetch([metadata_path()], progress=False)
         local_metadata = root / metadata_path()
@@ -225,8 +229,10 @@ class Downloader:
     """Fetches relative paths below ``base_url`` into ``root`` with a thread pool; reusable across batches.
 
     ``secret`` is the text that must never be shown (defaults to ``base_url``): every message is
-    redacted against it, its URL-quoted form and its path. Use as a context manager (closes the
-    HTTP sessions).
+    redacted against it, its URL-quoted form and its path. Files already complete locally are
+    skipped without a request, or with ``check_sizes`` compared by size against a HEAD request and
+    downloaded again when they differ (files left incomplete by another downloader). Use as a
+    context manager (closes the HTTP sessions).
     """
 
     def __init__(
@@ -242,6 +248,7 @@ class Downloader:
         backoff: float = DEFAULT_BACKOFF,
         timeout: float = DEFAULT_TIMEOUT,
         progress: bool = True,
+        check_sizes: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
@@ -256,6 +263,7 @@ class Downloader:
         self.backoff = backoff
         self.timeout = timeout
         self.progress = progress
+        self.check_sizes = check_sizes
         self._secrets = _secret_forms(secret or self.base_url)
         self._placeholder = f"{URL_PLACEHOLDER}/{benchmark}" if benchmark else URL_PLACEHOLDER
         self._local = threading.local()
@@ -290,15 +298,25 @@ class Downloader:
         start = time.monotonic()
         report = DownloadReport(self.benchmark, self.root)
         todo: list[str] = []
+        present: list[str] = []
         for rel in dict.fromkeys(rel_paths):
             if not self.overwrite and (self.root / rel).is_file():
-                report.skipped.append(rel)
+                (present if self.check_sizes else report.skipped).append(rel)
             else:
                 todo.append(rel)
-        if todo:
+        if todo or present:
             show = self.progress if progress is None else progress
-            self._bar = _Progress(len(todo), show, desc=f"download {self.benchmark}".strip())
+            self._bar = _Progress(len(todo) + len(present), show, desc=f"download {self.benchmark}".strip())
             try:
+                if present:
+                    server_sizes = self._run(self._head_present, present, report)
+                    for rel in present:
+                        size = server_sizes.get(rel)
+                        if size is not None and size != _size(self.root / rel):
+                            todo.append(rel)  # replaced atomically once the new copy is complete
+                        elif rel in server_sizes:
+                            report.skipped.append(rel)
+                            self._bar.file_done()
                 sizes = self._run(self._head, todo, report)
                 accounted = {rel: self._still_needed(rel, size) for rel, size in sizes.items()}
                 self._bar.add_total(sum(accounted.values()))
@@ -317,7 +335,7 @@ class Downloader:
     def _run(self, job: Any, rels: list[str], report: DownloadReport) -> dict[str, Any]:
         """Run ``job(rel)`` on the pool; returns rel → result for files still to do, records the others."""
         results: dict[str, Any] = {}
-        if self._abort.is_set():
+        if self._abort.is_set() or not rels:
             return results
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(rels)), thread_name_prefix="download")
         try:
@@ -385,6 +403,13 @@ class Downloader:
 
     def _url(self, rel: str) -> str:
         return f"{self.base_url}/{quote(rel)}"
+
+    def _head_present(self, rel: str) -> int | None:
+        """Server size of a file already present locally (None: unknown or gone from the server: keep it)."""
+        try:
+            return self._head(rel)
+        except _NotFound:
+            return None
 
     def _head(self, rel: str) -> int | None:
         """The file's size from a HEAD request (None when the server does not say); 404/401/403 as in GET."""

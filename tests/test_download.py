@@ -168,6 +168,20 @@ def test_overwrite_replaces_complete_files_atomically(server, tree, tmp_path):
     assert calibration.read_bytes() == tree[f"{NVS}/{NVS_PID}/calibration/camera_params.json"]
 
 
+def test_check_sizes_redownloads_files_left_incomplete_by_another_tool(server, tree, tmp_path):
+    raw = tmp_path / "raw"
+    assert _download_nvs(raw, server.url).ok
+    truncated = _video("images", 5)
+    (raw / NVS / truncated).write_bytes(tree[f"{NVS}/{truncated}"][:1000])  # as a direct-to-final-path writer leaves it
+    server.reset_counters()
+    assert truncated in _download_nvs(raw, server.url).skipped  # no request: trusted as complete
+    report = _download_nvs(raw, server.url, check_sizes=True)
+    assert report.downloaded == [truncated] and len(report.skipped) == len(_nvs_files(tree)) - 1
+    assert (raw / NVS / truncated).read_bytes() == tree[f"{NVS}/{truncated}"]
+    assert {r.path for r in server.requests if r.method == "GET"} == {f"{NVS}/{truncated}"}
+    assert sum(server.bytes_served.values()) == len(tree[f"{NVS}/{truncated}"])
+
+
 @pytest.mark.slow
 def test_killed_download_resumes_only_the_missing_bytes(server, tree, tmp_path):
     raw = tmp_path / "raw"
