@@ -269,3 +269,35 @@ def _fake_chumpy() -> Iterator[type[_FakeCh]]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
+
+
+def synthetic_flame_tracking(n_timesteps: int, seed: int = 0, *, frames: np.ndarray | None = None) -> "FlameTracking":
+    """Plausible FLAME tracking of ``n_timesteps`` timesteps: a head turning and talking, float32 like the npz.
+
+    Identity and expression coefficients ~ N(0, 1) (expressions drift smoothly), neck/jaw/eyes small
+    axis-angles (jaw opening around x), rotation a few tenths of a radian, translation within ~10 cm of a
+    point 1 m in front of the origin, ``scale`` near 1. ``frames`` defaults to ``0..T-1``.
+    """
+    from .raw.tracking import FlameTracking
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    t = n_timesteps
+    phase = np.linspace(0, 2 * np.pi, max(t, 1), endpoint=False)[:t, None]
+    smooth = lambda width, amp: (amp * np.sin(phase * rng.uniform(0.5, 3, width) + rng.uniform(0, 2 * np.pi, width))  # noqa: E731
+                                 + 0.1 * amp * rng.standard_normal((t, width)))
+    rotation = smooth(3, 0.3)
+    jaw = np.concatenate([np.abs(smooth(1, 0.25)), smooth(2, 0.02)], axis=1)
+    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    return FlameTracking(
+        shape=f32(rng.standard_normal((1, N_SHAPE))),
+        expression=f32(smooth(N_EXPRESSION, 1.0)),
+        rotation=f32(rotation),
+        rotation_matrices=f32(Rotation.from_euler("XYZ", rotation).as_matrix() if t else np.zeros((0, 3, 3))),
+        translation=f32(np.array([0.0, 0.0, 1.0]) + smooth(3, 0.05)),
+        jaw=f32(jaw),
+        frames=np.arange(t, dtype=np.int32) if frames is None else np.asarray(frames),
+        scale=f32([[1.0 + 0.1 * rng.standard_normal()]]),
+        neck=f32(smooth(3, 0.15)),
+        eyes=f32(smooth(6, 0.1)),
+    )
