@@ -291,11 +291,16 @@ def _load_mapping(path: Path) -> Mapping[str, Any]:
         buf = io.BytesIO(data)
         try:
             version = np.lib.format.read_magic(buf)
-            header = np.lib.format._read_array_header(buf, version)  # (shape, fortran, dtype)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            _, _, dtype = read_header(buf)
         except Exception as e:
             raise FlameModelError(f"{path}: not a readable .npy file: {e}") from None
-        if header[2] == object:
-            obj = safe_load_pickle(buf.read(), str(path))
+        if dtype.hasobject:
+            obj = safe_load_pickle(buf.read(), str(path))  # np.save pickles the whole object array
+            if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.ndim == 0:
+                obj = obj.item()
+            if not isinstance(obj, Mapping):
+                raise FlameModelError(f"{path}: expected a dict with 'lmk_face_idx' and 'lmk_b_coords', found {type(obj).__name__}")
             return obj
         return {"array": np.load(io.BytesIO(data), allow_pickle=False)}
     obj = safe_load_pickle(data, str(path))
@@ -517,11 +522,16 @@ def _load_mapping(path: Path) -> Mapping[str, Any]:
         buf = io.BytesIO(data)
         try:
             version = np.lib.format.read_magic(buf)
-            header = np.lib.format._read_array_header(buf, version)  # (shape, fortran, dtype)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            _, _, dtype = read_header(buf)
         except Exception as e:
             raise FlameModelError(f"{path}: not a readable .npy file: {e}") from None
-        if header[2] == object:
-            obj = safe_load_pickle(buf.read(), str(path))
+        if dtype.hasobject:
+            obj = safe_load_pickle(buf.read(), str(path))  # np.save pickles the whole object array
+            if isinstance(obj, np.ndarray) and obj.dtype.hasobject and obj.ndim == 0:
+                obj = obj.item()
+            if not isinstance(obj, Mapping):
+                raise FlameModelError(f"{path}: expected a dict with 'lmk_face_idx' and 'lmk_b_coords', found {type(obj).__name__}")
             return obj
         return {"array": np.load(io.BytesIO(data), allow_pickle=False)}
     obj = safe_load_pickle(data, str(path))
