@@ -23,7 +23,8 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ DEFAULT_BACKOFF = 1.0  # seconds before the first retry; doubles per failed atte
 MAX_BACKOFF = 60.0
 DEFAULT_TIMEOUT = 60.0  # seconds to connect and between two received bytes
 CHUNK_BYTES = 1 << 20
+#: HEAD requests (sizes for the progress bar, early 404/403) carry no body: run them wider than --workers.
+HEAD_THREADS = 16
 
 PART_SUFFIX = ".part"
 PART_STATE_SUFFIX = ".part.json"
@@ -266,8 +269,8 @@ class Downloader:
         self.check_sizes = check_sizes
         self._secrets = _secret_forms(secret or self.base_url)
         self._placeholder = f"{URL_PLACEHOLDER}/{benchmark}" if benchmark else URL_PLACEHOLDER
-        self._local = threading.local()
         self._sessions: list[Any] = []
+        self._free: list[Any] = []
         self._lock = threading.Lock()
         self._abort = threading.Event()
         self._denied: str | None = None
@@ -282,7 +285,7 @@ class Downloader:
     def close(self) -> None:
         """Close every HTTP session the workers opened."""
         with self._lock:
-            sessions, self._sessions = self._sessions, []
+            sessions, self._sessions, self._free = self._sessions, [], []
         for s in sessions:
             s.close()
 
@@ -309,7 +312,7 @@ class Downloader:
             self._bar = _Progress(len(todo) + len(present), show, desc=f"download {self.benchmark}".strip())
             try:
                 if present:
-                    server_sizes = self._run(self._head_present, present, report)
+                    server_sizes = self._run(self._head_present, present, report, HEAD_THREADS)
                     for rel in present:
                         size = server_sizes.get(rel)
                         if size is not None and size != _size(self.root / rel):
@@ -317,7 +320,7 @@ class Downloader:
                         elif rel in server_sizes:
                             report.skipped.append(rel)
                             self._bar.file_done()
-                sizes = self._run(self._head, todo, report)
+                sizes = self._run(self._head, todo, report, HEAD_THREADS)
                 accounted = {rel: self._still_needed(rel, size) for rel, size in sizes.items()}
                 self._bar.add_total(sum(accounted.values()))
                 remaining = [rel for rel in todo if rel in sizes]
@@ -332,12 +335,14 @@ class Downloader:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _run(self, job: Any, rels: list[str], report: DownloadReport) -> dict[str, Any]:
-        """Run ``job(rel)`` on the pool; returns rel → result for files still to do, records the others."""
+    def _run(self, job: Any, rels: list[str], report: DownloadReport, threads: int | None = None) -> dict[str, Any]:
+        """Run ``job(rel)`` on a pool of ``threads`` (default ``workers``); returns rel → result for
+        files still to do and records the others in ``report``."""
         results: dict[str, Any] = {}
         if self._abort.is_set() or not rels:
             return results
-        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(rels)), thread_name_prefix="download")
+        threads = min(threads or self.workers, len(rels))
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="download")
         try:
             pending: dict[Future, str] = {pool.submit(job, rel): rel for rel in rels}
             while pending:
@@ -385,8 +390,11 @@ class Downloader:
 
     # -- per file --------------------------------------------------------------------------
 
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        """Borrow an HTTP session (one connection, kept alive across files and passes) for one request."""
+        with self._lock:
+            session = self._free.pop() if self._free else None
         if session is None:
             import requests
             from requests.adapters import HTTPAdapter
@@ -396,10 +404,13 @@ class Downloader:
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            self._local.session = session
             with self._lock:
                 self._sessions.append(session)
-        return session
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._free.append(session)
 
     def _url(self, rel: str) -> str:
         return f"{self.base_url}/{quote(rel)}"
@@ -418,7 +429,8 @@ class Downloader:
         if self._abort.is_set():
             raise _Aborted()
         try:
-            resp = self._session().head(self._url(rel), timeout=self.timeout, allow_redirects=True)
+            with self._client() as session:
+                resp = session.head(self._url(rel), timeout=self.timeout, allow_redirects=True)
         except requests.RequestException:
             return None  # the GET will retry and report
         with resp:
@@ -451,7 +463,8 @@ class Downloader:
             if self._abort.is_set():
                 raise _Aborted()
             try:
-                self._attempt(rel, ctx)
+                with self._client() as session:
+                    self._attempt(session, rel, ctx)
             except _Restart as e:
                 restarts += 1
                 _discard(ctx.part, ctx.state)
@@ -471,7 +484,7 @@ class Downloader:
             ctx.state.unlink(missing_ok=True)
             return _Done(ctx.received)
 
-    def _attempt(self, rel: str, ctx: _FileState) -> None:
+    def _attempt(self, session: Any, rel: str, ctx: _FileState) -> None:
         """One GET: resume ``ctx.part`` from its size, verify, leave it complete (the caller renames it)."""
         import requests
         import urllib3
@@ -485,7 +498,7 @@ class Downloader:
             if state and state.get("validator"):
                 headers["If-Range"] = state["validator"]
         try:
-            resp = self._session().get(self._url(rel), headers=headers, stream=True, timeout=self.timeout)
+            resp = session.get(self._url(rel), headers=headers, stream=True, timeout=self.timeout)
         except requests.Timeout as e:
             raise _Transient(f"timed out: {e}") from None
         except requests.ConnectionError as e:

@@ -6,6 +6,7 @@ bytes sent per path and logs every request. Faults per path, each used up as it 
 ``cut_after`` (close the connection after n body bytes), ``status`` (answer with a code),
 ``stall_after`` (send n bytes, then hang until the server stops or :meth:`release` is called),
 ``replace_on_get`` (serve new bytes from the next GET on: a file that changes on the server).
+``latency``/``rate`` emulate a distant server for benchmarks (tests leave them off).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +49,8 @@ class FileServer:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     replace_on_get: dict[str, bytes] = field(default_factory=dict)
     honour_if_range: bool = True  # False: serve ranges regardless of If-Range (like servers without it)
+    latency: float = 0.0  # seconds before each answer (benchmarks: a distant server)
+    rate: float | None = None  # bytes/s per response (benchmarks: a per-connection bandwidth limit)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -153,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
         prefix = f"/{owner.prefix}/"
         rel = raw_path[len(prefix):] if raw_path.startswith(prefix) else None
         range_header = self.headers.get("Range")
+        if owner.latency:
+            time.sleep(owner.latency)
 
         with owner.lock:
             data = owner.files.get(rel) if rel is not None else None
@@ -198,10 +204,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.stall_after is not None:
             limit = min(limit, fault.stall_after)
         sent = 0
+        started = time.monotonic()
         try:
             while sent < limit:
                 n = self.wfile.write(body[sent:min(limit, sent + 64 * 1024)])
                 sent += n
+                if owner.rate:
+                    time.sleep(max(0.0, started + sent / owner.rate - time.monotonic()))
                 with owner.lock:
                     owner.bytes_served[rel] += n
             self.wfile.flush()
