@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -542,7 +543,9 @@ def _write_flame(
             group.update_attributes({schema.COMPLETE_ATTR: True})
     finally:
         bar.close()
-    zarr.consolidate_metadata(zstore)
+    with warnings.catch_warnings():  # consolidated metadata is part of our store schema (DESIGN §2)
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(zstore)
     return summary
 
 

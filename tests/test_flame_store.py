@@ -1,0 +1,173 @@
+"""FLAME meshes in the store: lazy per-sequence vertices, the ``flame`` command, resume, and xarray reading."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from click.testing import CliRunner
+
+from nersemble_zarr import FlameModel, FlameProvider, schema  # noqa: F401
+from nersemble_zarr.benchmark import MONO, NVS
+from nersemble_zarr.cli.main import cli
+from nersemble_zarr.flame import faces_array_path, flame_group, flame_vertices, write_flame_to_store
+from nersemble_zarr.raw.tracking import FlameTracking
+from nersemble_zarr.sample_flame import synthetic_flame_tracking
+
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+
+# (participant, sequence, tracked frames) — a train sequence and a test sequence, frame counts unlike any chunk
+SEQUENCES = ((393, "EXP-1-head", 70), (393, "FREE", 23))
+
+
+def _write_tracking_group(root: zarr.Group, participant: int, sequence: str, version: int, tr: FlameTracking, complete: bool = True) -> None:
+    """A ``tracking_v<version>`` group laid out as schema.py specifies (what ``convert`` writes)."""
+    group = root.create_group(schema.tracking_group(MONO, participant, sequence, version))
+    group.create_array(schema.FRAME, data=np.asarray(tr.frames, dtype=np.int64), dimension_names=(schema.FRAME,))
+    for name, (dims, dtype) in schema.TRACKING_VARIABLES.items():
+        data = np.asarray(getattr(tr, name)).astype(dtype)
+        data = data.reshape(-1) if name == "shape" else data.reshape(()) if name == "scale" else data
+        group.create_array(name, data=data, dimension_names=dims or None)
+    group.update_attributes({"version": version, schema.COMPLETE_ATTR: complete})
+
+
+def _tracking(participant: int, sequence: str, n: int, version: int) -> FlameTracking:
+    return synthetic_flame_tracking(n, seed=participant + len(sequence) + 10 * version, frames=np.arange(3, 3 + n))
+
+
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("flame_store") / "store.zarr"
+    root = zarr.open_group(path, mode="w", zarr_format=3)
+    root.create_group(schema.calibration_group(NVS, 388))  # a benchmark without tracking gets no faces
+    for participant, sequence, n in SEQUENCES:
+        for version in (1, 2):
+            _write_tracking_group(root, participant, sequence, version, _tracking(participant, sequence, n, version))
+    zarr.consolidate_metadata(path)
+    return path
+
+
+@pytest.fixture()
+def store(template_store: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "store.zarr"
+    shutil.copytree(template_store, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def model(flame_model_path: Path) -> FlameModel:
+    return FlameModel.load(flame_model_path)
+
+
+def _vertices(store: Path, participant: int, sequence: str, version: int = 2) -> np.ndarray:
+    return zarr.open_array(store, path=f"{flame_group(MONO, participant, sequence, version)}/vertices", mode="r")[...]
+
+
+def test_flame_vertices_is_lazy_and_equals_the_provider(template_store: Path, model: FlameModel) -> None:
+    participant, sequence, n = SEQUENCES[0]
+    group = zarr.open_group(template_store, mode="r", path=schema.sequence_group(MONO, participant, sequence))
+    lazy = flame_vertices(group, version=2, flame_model=model, frames_per_chunk=32)
+    assert lazy.shape == (n, 5023, 3) and lazy.dtype == np.float32
+    assert lazy.chunks[0] == (32, 32, n - 64)
+    expected = FlameProvider(_tracking(participant, sequence, n, 2), model).vertices()
+    np.testing.assert_allclose(lazy[40:45].compute(), expected[40:45], atol=1e-6)
+    np.testing.assert_allclose(lazy.compute(), expected, atol=1e-6)
+
+
+def test_flame_vertices_reads_tracking_version_1_when_asked(template_store: Path, model: FlameModel) -> None:
+    participant, sequence, n = SEQUENCES[1]
+    ds = xr.open_dataset(template_store, engine="zarr", group=schema.tracking_group(MONO, participant, sequence, 1), chunks={})
+    v1 = flame_vertices(ds, flame_model=model).compute()
+    expected = FlameProvider(_tracking(participant, sequence, n, 1), model).vertices()
+    np.testing.assert_allclose(v1, expected, atol=1e-6)
+
+
+def test_flame_command_writes_vertices_equal_to_in_memory_evaluation(store: Path, flame_model_path: Path, model: FlameModel) -> None:
+    result = CliRunner().invoke(cli, ["flame", str(store), "--flame-model", str(flame_model_path), "--workers", "2",
+                                      "--frames-per-chunk", "16", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "2 sequence(s) written (93 frames" in result.output
+    for participant, sequence, n in SEQUENCES:
+        lazy = flame_vertices(zarr.open_group(store, mode="r", path=schema.tracking_group(MONO, participant, sequence, 2)),
+                              flame_model=model, frames_per_chunk=16)
+        stored = _vertices(store, participant, sequence)
+        np.testing.assert_array_equal(stored, lazy.compute())  # same chunks, same batches: bit-identical
+        expected = FlameProvider(_tracking(participant, sequence, n, 2), model).vertices()
+        np.testing.assert_allclose(stored, expected, atol=1e-6)
+
+
+def test_store_holds_faces_once_and_provenance_attrs(store: Path, model: FlameModel) -> None:
+    write_flame_to_store(store, model, progress=False)
+    root = zarr.open_group(store, mode="r")
+    faces = root[faces_array_path(MONO)]
+    assert faces.dtype == np.int32 and faces.metadata.dimension_names == ("face", "corner")
+    np.testing.assert_array_equal(faces[...], model.faces)
+    assert faces_array_path(NVS) not in root  # no tracking in nvs
+    participant, sequence, n = SEQUENCES[0]
+    group = root[flame_group(MONO, participant, sequence, 2)]
+    verts = group["vertices"]
+    assert verts.metadata.dimension_names == ("frame", "vertex", "xyz") and verts.dtype == np.float32
+    assert verts.chunks == (64, 5023, 3)
+    assert verts.attrs["units"] == "metres" and "world" in verts.attrs["coordinates"]
+    assert group.attrs["flame_model"] == "flame2023.pkl" and group.attrs["flame_model_sha256"] == model.sha256
+    assert group.attrs[schema.COMPLETE_ATTR] is True
+    np.testing.assert_array_equal(group[schema.FRAME][...], np.arange(3, 3 + n))
+
+
+def test_written_meshes_open_with_xarray_and_in_the_whole_tree(store: Path, model: FlameModel) -> None:
+    write_flame_to_store(store, model, version=1, progress=False)
+    participant, sequence, n = SEQUENCES[1]
+    ds = xr.open_dataset(store, engine="zarr", group=flame_group(MONO, participant, sequence, 1), chunks={})
+    assert ds["vertices"].dims == ("frame", "vertex", "xyz") and ds.sizes["frame"] == n
+    np.testing.assert_array_equal(ds["frame"].values, np.arange(3, 3 + n))
+    np.testing.assert_array_equal(ds["vertices"].values, _vertices(store, participant, sequence, 1))
+    tree = xr.open_datatree(store, engine="zarr", chunks={})
+    assert tree[f"{flame_group(MONO, participant, sequence, 1)}"]["vertices"].shape == (n, 5023, 3)
+
+
+def test_rerun_skips_complete_sequences_and_redoes_unfinished_ones(store: Path, model: FlameModel) -> None:
+    first = write_flame_to_store(store, model, progress=False)
+    assert len(first.written) == 2 and not first.skipped_complete
+    (p0, s0, _), (p1, s1, _) = SEQUENCES
+    good = _vertices(store, p1, s1)
+    # simulate a run killed mid-sequence: chunks overwritten with garbage, completion marker absent
+    broken = zarr.open_group(store, mode="r+", path=flame_group(MONO, p0, s0, 2))
+    broken.update_attributes({schema.COMPLETE_ATTR: False})
+    broken["vertices"][:10] = 0.0
+    chunk_file = next((store / flame_group(MONO, p1, s1, 2) / "vertices").rglob("c/*/*/*"))
+    mtime = chunk_file.stat().st_mtime_ns
+    second = write_flame_to_store(store, model, progress=False)
+    assert second.written == [flame_group(MONO, p0, s0, 2)]
+    assert second.skipped_complete == [flame_group(MONO, p1, s1, 2)]
+    assert chunk_file.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(_vertices(store, p1, s1), good)
+    lazy = flame_vertices(zarr.open_group(store, mode="r", path=schema.tracking_group(MONO, p0, s0, 2)), flame_model=model)
+    np.testing.assert_array_equal(_vertices(store, p0, s0), lazy.compute())
+
+
+def test_incomplete_tracking_is_skipped_and_reported(store: Path, model: FlameModel) -> None:
+    root = zarr.open_group(store, mode="r+")
+    participant, sequence, _ = SEQUENCES[1]
+    root[schema.tracking_group(MONO, participant, sequence, 2)].update_attributes({schema.COMPLETE_ATTR: False})
+    summary = write_flame_to_store(store, model, progress=False)
+    assert summary.skipped_incomplete_tracking == [flame_group(MONO, participant, sequence, 2)]
+    assert flame_group(MONO, participant, sequence, 2) not in zarr.open_group(store, mode="r")
+
+
+def test_flame_command_errors_are_one_line(tmp_path: Path, flame_model_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("nersemble-zarr")
+    missing = subprocess.run([str(exe), "flame", str(tmp_path / "nope.zarr"), "--flame-model", str(flame_model_path)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and "no store there" in missing.stderr and "Traceback" not in missing.stderr
+    bad_model = tmp_path / "model.pkl"
+    bad_model.write_bytes(b"\x80\x02}q\x00")
+    broken = subprocess.run([str(exe), "flame", str(tmp_path), "--flame-model", str(bad_model)], capture_output=True, text=True)
+    assert broken.returncode == 1 and "model.pkl: not a readable pickle" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
