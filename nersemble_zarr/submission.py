@@ -571,7 +571,12 @@ class SubmissionWriter:
         total = sum(s.n_frames for _, s in prepared)
         progress = _Progress(total, self.progress, f"{len(prepared)} videos")
         try:
-            tasks = [dask.delayed(self._encode, pure=False)(k, s, progress) for k, s in prepared]
+
+            def encode(i: int) -> Path:  # an index, not the frames: dask would compute a dask argument
+                key, source = prepared[i]
+                return self._encode(key, source, progress)
+
+            tasks = [dask.delayed(encode, pure=False)(i) for i in range(len(prepared))]
             return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
         finally:
             progress.close()
