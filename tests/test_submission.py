@@ -441,3 +441,33 @@ def test_submit_append_skips_videos_already_in_the_submission(tmp_path, mono_fra
     assert encoded == [(393, "FREE", "222200046")]
     with zipfile.ZipFile(out) as zf:
         assert len(zf.namelist()) == 2
+
+
+@pytest.mark.slow
+def test_renders_from_a_converted_sample_store_round_trip_with_store_metadata(tmp_path, sample_root):
+    from nersemble_zarr.convert import convert_benchmark
+    from nersemble_zarr.store import open_sequence
+
+    b = MONO_BENCHMARK
+    train_seq = b.train_sequences[393][0]
+    store = tmp_path / "store.zarr"
+    convert_benchmark(sample_root, store, benchmarks=MONO, participants=[393], sequences=[train_seq], progress=False)
+    counts = load_frame_counts(store, MONO)  # the metadata.json the converter keeps in the store's attrs
+    images = open_sequence(store, MONO, 393, train_seq)["images"].isel(camera=0).data  # dask (T, h, w, 3)
+    factor = b.height // images.shape[1]
+    # stand-in renders: the sample's frames upscaled to 512x512, looped to each test sequence's frame count
+    upscaled = images.map_blocks(lambda x: x.repeat(factor, axis=1).repeat(factor, axis=2),
+                                 chunks=(images.chunks[0], (b.height,), (b.width,), (3,)), dtype=np.uint8)
+    target = tmp_path / "sub.zip"
+    renders = {}
+    with SubmissionWriter(target, MONO, metadata=store) as w:
+        for seq in b.test_sequences[393][:2]:
+            frames = upscaled[np.arange(counts[(393, seq)]) % upscaled.shape[0]]
+            for serial in b.evaluation_serials[:2]:
+                w.add_video(393, seq, serial, frames)
+                renders[submission_video_path(393, seq, serial)] = frames
+    for name, frames in renders.items():
+        expected = frames.compute()
+        decoded = decode_member(target, name, tmp_path)
+        assert decoded.shape == expected.shape
+        assert min(psnr(a, b) for a, b in zip(decoded, expected)) >= 40
