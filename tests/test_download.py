@@ -137,15 +137,21 @@ def test_selection_rejects_unknown_asset_participant_and_timestep_naming_them():
 # --------------------------------------------------------------------------------------------
 
 
-def test_complete_download_equals_served_tree_byte_for_byte(server, tree, tmp_path):
+@pytest.mark.slow
+def test_complete_download_of_the_sample_equals_the_served_tree_byte_for_byte(sample_root, tmp_path):
+    served = {rel: data for rel, data in _local_files(sample_root).items() if rel.split("/", 1)[0] in (NVS, MONO)}
     raw = tmp_path / "raw"
-    for benchmark, pid in ((NVS, NVS_PID), (MONO, MONO_PID)):
-        r = _cli([str(raw), benchmark, "-p", str(pid), "--pointcloud-frames", "all", "--workers", "4"], server.url, tmp_path)
-        assert r.returncode == 0, r.stderr
-        assert "failed:        0 files" in r.stdout and "not on server: 0 files" in r.stdout
-    assert _local_files(raw) == tree  # no .part leftovers, nothing else
-    assert sum(server.bytes_served.values()) == sum(map(len, tree.values()))  # every byte exactly once
-    n_mono = sum(k.startswith(f"{MONO}/") for k in tree) - 1  # metadata.json is fetched before the bar
+    with FileServer(dict(served), prefix=TOKEN) as srv:
+        for benchmark in (NVS, MONO):
+            pids = sorted({int(rel.split("/")[1]) for rel in served if rel.startswith(f"{benchmark}/") and "/" in rel[len(benchmark) + 1:]})
+            r = _cli([str(raw), benchmark, "-p", ",".join(map(str, pids)), "--pointcloud-frames", "all", "--workers", "4"],
+                     srv.url, tmp_path)
+            assert r.returncode == 0, r.stderr
+            assert "failed:        0 files" in r.stdout and "not on server: 0 files" in r.stdout, r.stdout
+            assert TOKEN not in r.stdout + r.stderr
+        assert _local_files(raw) == served  # every file, byte for byte; no .part leftovers, nothing else
+        assert sum(srv.bytes_served.values()) == sum(map(len, served.values()))  # every byte exactly once
+    n_mono = sum(rel.startswith(f"{MONO}/") for rel in served) - 1  # metadata.json is fetched before the bar
     assert "100%" in r.stderr and f"files {n_mono}/{n_mono}]" in r.stderr and "B/s" in r.stderr  # bytes, rate, files
 
 
@@ -350,14 +356,19 @@ def test_access_url_is_read_from_the_env_file(server, tmp_path):
 
 @pytest.mark.slow
 def test_convert_option_converts_what_was_downloaded(sample_root, tmp_path):
-    convert = pytest.importorskip("nersemble_zarr.convert")
-    assert convert.convert_benchmark
-    with FileServer.from_tree(sample_root, prefix=TOKEN) as srv:
-        store = tmp_path / "store.zarr"
-        r = _cli([str(tmp_path / "raw"), MONO, "-p", str(MONO_PID), "--convert", str(store)], srv.url, tmp_path)
-        assert r.returncode == 0, r.stderr
-    assert f"converted into {store}" in r.stdout
+    pytest.importorskip("nersemble_zarr.convert")
     import zarr
 
-    group = zarr.open_group(store, mode="r")
-    assert f"{MONO}/{MONO_PID}" in {k for k, _ in group.members(max_depth=None)}
+    from nersemble_zarr.benchmark import video_path
+    from nersemble_zarr.raw import read_frame
+
+    raw, store = tmp_path / "raw", tmp_path / "store.zarr"
+    with FileServer.from_tree(sample_root, prefix=TOKEN) as srv:
+        r = _cli([str(raw), MONO, "-p", str(MONO_PID), "--convert", str(store)], srv.url, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "0 failed" in r.stdout and "units converted" in r.stdout
+    assert TOKEN not in r.stdout + r.stderr
+    seq = MONO_BENCHMARK.train_sequences[MONO_PID][0]
+    images = zarr.open_array(store, path=f"{MONO}/{MONO_PID}/{seq}/images", mode="r")
+    mp4 = raw / MONO / video_path(MONO_PID, seq, MONO_BENCHMARK.train_serials[0])
+    assert (images[0, 0] == read_frame(mp4, 0)).all()  # converted from the downloaded file
