@@ -323,12 +323,12 @@ def _downscale_locked(
             seq_of_level[level_path] = seq_path
             src = root[seq_path][schema.IMAGES]
             runs = schema.shard_runs(src.shape[1], (src.shards or src.chunks)[1])
-            for name in (schema.IMAGES, schema.ALPHA):
-                done = set(level[name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-                for c, serial in enumerate(cameras):
-                    if serial in done:
-                        continue
-                    for t0, t1 in runs:
+            done = {n: set(level[n].attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) for n in (schema.IMAGES, schema.ALPHA)}
+            for c, serial in enumerate(cameras):  # camera by camera, so cameras complete (and resume) early
+                if serial in done[schema.IMAGES] and serial in done[schema.ALPHA]:
+                    continue
+                for t0, t1 in runs:
+                    for name in (schema.IMAGES, schema.ALPHA):
                         units.append(_Unit(level_path, name, c, t0, t1))
                         pending[(level_path, c)] = pending.get((level_path, c), 0) + 1
 
@@ -354,15 +354,15 @@ def _downscale_locked(
 
     def _posttask(key: Any, result: Any, dsk: Any, state_: Any, worker_id: Any) -> None:
         u = units[key[1]]
+        pending[(u.level_path, u.camera)] -= 1
+        if pending[(u.level_path, u.camera)] == 0:
+            _finish_camera(u.level_path, u.camera)
         if u.array == schema.IMAGES:
             state["frames"] += result
             if bar is not None:
                 bar.update(result)
             elif callable(progress):
                 progress(state["frames"], total_frames)
-        pending[(u.level_path, u.camera)] -= 1
-        if pending[(u.level_path, u.camera)] == 0:
-            _finish_camera(u.level_path, u.camera)
 
     start = time.perf_counter()
     try:

@@ -1,0 +1,232 @@
+"""open_store / open_sequence: lazy dask-backed trees and datasets that hold exactly what the raw files hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from zarr.storage import LocalStore
+
+from nersemble_zarr import benchmark as bm
+from nersemble_zarr import open_sequence, open_store
+from nersemble_zarr.raw import iter_frames, read_camera_params, read_tracking
+from nersemble_zarr.store import StoreReadError, list_participants, list_sequences, select_frames
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: consolidated metadata is not in the v3 spec
+
+
+class RecordingStore(LocalStore):
+    """A read-only LocalStore that records every key it is asked for (whole or byte ranges)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        super().__init__(root, read_only=True)
+        self.keys: list[str] = []
+
+    async def get(self, key, prototype, byte_range=None):
+        self.keys.append(key)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype, key_ranges):
+        key_ranges = list(key_ranges)
+        self.keys.extend(k for k, _ in key_ranges)
+        return await super().get_partial_values(prototype, key_ranges)
+
+    def frame_reads(self) -> list[str]:
+        """Keys of chunks/shards of images or alpha (not metadata, not coordinates)."""
+        return [k for k in self.keys if "/c/" in k and k.split("/c/")[0].rsplit("/", 1)[-1] in ("images", "alpha")]
+
+
+def raw_video(sample_root: Path, benchmark: str, participant: int, sequence: str, serial: str,
+              kind: str = "images") -> np.ndarray:
+    """All frames of one raw mp4, decoded the official way: (T, H, W, 3) or alpha (T, H, W) uint8."""
+    path = sample_root / benchmark / bm.video_path(participant, sequence, serial, kind)
+    return np.stack(list(iter_frames(path, alpha=kind == "alpha_maps")))
+
+
+def nvs_sequence(store: Path) -> tuple[int, str]:
+    p = list_participants(store, bm.NVS)[0]
+    return p, list_sequences(store, bm.NVS, p)[0]
+
+
+def mono_train_sequence(store: Path) -> tuple[int, str]:
+    p = list_participants(store, bm.MONO)[0]
+    train = [s for s in list_sequences(store, bm.MONO, p) if not bm.MONO_BENCHMARK.is_test_sequence(p, s)]
+    return p, train[0]
+
+
+def mono_test_sequence(store: Path) -> tuple[int, str]:
+    p = list_participants(store, bm.MONO)[0]
+    test = [s for s in list_sequences(store, bm.MONO, p) if bm.MONO_BENCHMARK.is_test_sequence(p, s)]
+    return p, test[0]
+
+
+def test_open_store_is_dask_backed_with_one_frame_per_chunk(converted_store: Path) -> None:
+    tree = open_store(converted_store)
+    p, s = nvs_sequence(converted_store)
+    node = tree[f"nvs/{p:03d}/{s}"]
+    images, alpha = node["images"], node["alpha"]
+    assert images.dims == ("camera", "timestep", "height", "width", "rgb")
+    assert alpha.dims == ("camera", "timestep", "height", "width")
+    n_c, n_t, h, w, _ = images.shape
+    assert images.data.chunksize == (1, 1, h, w, 3)
+    assert alpha.data.chunksize == (1, 1, h, w)
+    assert images.data.npartitions == n_c * n_t
+    assert images.dtype == np.uint8 and alpha.dtype == np.uint8
+
+
+def test_opening_and_selecting_read_no_frame_chunk_until_values(converted_store: Path) -> None:
+    recorder = RecordingStore(converted_store)
+    tree = open_store(recorder)
+    p, s = nvs_sequence(converted_store)
+    ds = open_sequence(recorder, bm.NVS, p, s)
+    serial = str(ds.camera.values[1])
+    selection = ds.images.sel(camera=serial, timestep=slice(0, 3))
+    scaled = (selection.astype("float32") / 255.0).mean()  # building a graph reads nothing either
+    _ = tree[f"nvs/{p:03d}/{s}"]["alpha"].isel(camera=0, timestep=-1)
+    assert recorder.frame_reads() == []
+
+    values = ds.images.sel(camera=serial, timestep=2).values
+    reads = recorder.frame_reads()
+    assert reads, "computing a frame must read it from the store"
+    camera_index = list(ds.camera.values).index(serial)
+    assert all(k.startswith(f"nvs/{p:03d}/{s}/images/c/{camera_index}/") for k in reads), reads
+    assert values.shape == ds.images.shape[2:]
+    assert 0.0 <= float(scaled.compute()) <= 1.0
+
+
+def test_sel_by_serial_and_timestep_slice_equals_raw_decode(converted_store: Path, sample_root: Path) -> None:
+    p, s = nvs_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.NVS, p, s)
+    serial = str(ds.camera.values[-1])
+    got = ds.images.sel(camera=serial, timestep=slice(0, 100))
+    want = raw_video(sample_root, bm.NVS, p, s, serial)
+    assert got.dims == ("timestep", "height", "width", "rgb")
+    np.testing.assert_array_equal(got.values, want)
+    np.testing.assert_array_equal(ds.alpha.sel(camera=serial).values, raw_video(sample_root, bm.NVS, p, s, serial, "alpha_maps"))
+    np.testing.assert_array_equal(ds.timestep.values, np.arange(len(want)))
+
+
+def test_every_camera_of_both_benchmarks_equals_raw_decode(converted_store: Path, sample_root: Path) -> None:
+    for benchmark, (p, s) in ((bm.NVS, nvs_sequence(converted_store)), (bm.MONO, mono_train_sequence(converted_store))):
+        ds = open_sequence(converted_store, benchmark, p, s)
+        assert sorted(ds.camera.values.tolist()) == sorted(bm.get_benchmark(benchmark).train_serials)
+        frames = ds[["images", "alpha"]].compute()
+        for serial in ds.camera.values.tolist():
+            np.testing.assert_array_equal(frames.images.sel(camera=serial).values, raw_video(sample_root, benchmark, p, s, serial))
+            np.testing.assert_array_equal(
+                frames.alpha.sel(camera=serial).values, raw_video(sample_root, benchmark, p, s, serial, "alpha_maps")
+            )
+
+
+def test_calibration_is_aligned_on_camera_and_equals_camera_params_json(converted_store: Path, sample_root: Path) -> None:
+    p, s = nvs_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.NVS, p, s)
+    params = read_camera_params(sample_root / bm.NVS / bm.calibration_path(p))
+    for serial in ds.camera.values.tolist():
+        np.testing.assert_array_equal(ds.world_2_cam.sel(camera=serial).values, params.world_2_cam[serial])
+        np.testing.assert_array_equal(ds.intrinsics.sel(camera=serial).values, params.intrinsics[serial])
+        assert ds.split.sel(camera=serial).item() == bm.NVS_BENCHMARK.split_of(serial)
+    assert ds.world_2_cam.dtype == np.float64 and ds.world_2_cam.shape[1:] == (4, 4)
+    assert ds.intrinsics.shape[1:] == (3, 3)
+
+
+def test_tracking_v2_shares_the_video_timestep_dim_and_equals_npz(converted_store: Path, sample_root: Path) -> None:
+    p, s = mono_train_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.MONO, p, s)
+    npz = read_tracking(sample_root / bm.MONO / bm.tracking_path(p, s, 2))
+    if np.array_equal(npz.frames, ds.timestep.values):
+        assert ds.expression.dims == ("timestep", "expression_coeff")
+    else:  # tracked frames differ from the video frames: tracking keeps its own `frame` dim
+        assert ds.expression.dims == ("frame", "expression_coeff")
+    for key in ("expression", "rotation", "rotation_matrices", "translation", "jaw", "neck", "eyes"):
+        np.testing.assert_array_equal(ds[key].values, getattr(npz, key), err_msg=key)
+        assert ds[key].dtype == np.float32
+    np.testing.assert_array_equal(ds["shape"].values, npz.shape[0])
+    assert ds["scale"].values.item() == npz.scale.item()
+    assert ds.attrs["tracking_version"] == 2
+    v1 = open_sequence(converted_store, bm.MONO, p, s, tracking_version=1)
+    np.testing.assert_array_equal(
+        v1.expression.values, read_tracking(sample_root / bm.MONO / bm.tracking_path(p, s, 1)).expression
+    )
+
+
+def test_tracking_only_test_sequence_opens_with_tracked_timesteps_and_evaluated_cameras(
+    converted_store: Path, sample_root: Path
+) -> None:
+    p, s = mono_test_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.MONO, p, s)
+    npz = read_tracking(sample_root / bm.MONO / bm.tracking_path(p, s, 2))
+    assert "images" not in ds
+    np.testing.assert_array_equal(ds.timestep.values, npz.frames)
+    np.testing.assert_array_equal(ds.translation.values, npz.translation)
+    assert ds.camera.values.tolist() == list(bm.MONO_BENCHMARK.evaluation_serials)
+    assert ds.world_2_cam.shape == (4, 4, 4)
+
+
+def test_select_frames_by_split_camera_timestep_and_every_nth(converted_store: Path) -> None:
+    p, s = nvs_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.NVS, p, s)
+    serials = ds.camera.values.tolist()[:2]
+    sub = select_frames(ds, cameras=serials, timesteps=slice(1, None), every_nth_frame=2, split="train")
+    assert sub.camera.values.tolist() == serials
+    np.testing.assert_array_equal(sub.timestep.values, ds.timestep.values[1::2])
+    np.testing.assert_array_equal(sub.images.values, ds.images.values[:2, 1::2])
+    with pytest.raises(StoreReadError, match="222200046"):
+        select_frames(ds, cameras="222200046")
+
+
+def test_missing_sequence_error_names_it_and_lists_what_is_there(converted_store: Path) -> None:
+    with pytest.raises(StoreReadError, match=r"nvs participant 422 sequence 'EXP-2-eyes' is not in the store"):
+        open_sequence(converted_store, bm.NVS, 422, "EXP-2-eyes")
+
+
+def test_missing_level_raises_unless_resize_is_asked(converted_store: Path) -> None:
+    p, s = mono_train_sequence(converted_store)
+    with pytest.raises(StoreReadError, match="--factor 8"):
+        open_sequence(converted_store, bm.MONO, p, s, level=8)
+    small = open_sequence(converted_store, bm.MONO, p, s, scale=0.125, resize=True)
+    full = open_sequence(converted_store, bm.MONO, p, s)
+    h, w = full.images.shape[2] // 8, full.images.shape[3] // 8
+    assert small.images.shape[2:4] == (h, w) and small.alpha.shape[2:4] == (h, w)
+    block = full.images.values[0, 0, :8, :8].astype(np.float64).mean(axis=(0, 1))
+    np.testing.assert_array_equal(small.images.values[0, 0, 0, 0], np.floor(block + 0.5).astype(np.uint8))
+
+
+def test_lossless_store_opens_in_plain_xarray_without_our_package(converted_store: Path) -> None:
+    p, s = nvs_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.NVS, p, s)
+    serial = str(ds.camera.values[0])
+    want = int(ds.images.sel(camera=serial).astype("int64").sum().values)
+    code = f"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import xarray as xr
+tree = xr.open_datatree({str(converted_store)!r}, engine="zarr", chunks={{}})
+node = tree["nvs/{p:03d}/{s}"]
+images = node["images"]
+out = {{"dask": type(images.data).__module__.split(".")[0],
+       "sum": int(images.sel(camera={serial!r}).astype("int64").sum().values),
+       "leaked": "nersemble_zarr" in sys.modules}}
+print(json.dumps(out))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out == {"dask": "dask", "sum": want, "leaked": False}
+
+
+def test_fsspec_url_opens_the_same_data(converted_store: Path) -> None:
+    p, s = mono_train_sequence(converted_store)
+    local = open_sequence(converted_store, bm.MONO, p, s)
+    remote = open_sequence(f"file://{converted_store}", bm.MONO, p, s)
+    np.testing.assert_array_equal(remote.images.isel(timestep=-1).values, local.images.isel(timestep=-1).values)
+    tree = open_store(f"file://{converted_store}")
+    assert isinstance(tree, xr.DataTree)
+    assert f"/mono_flame_avatar/{p:03d}/{s}" in tree.groups
