@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "FlameModel": "nersemble_zarr.flame",
     "FlameProvider": "nersemble_zarr.flame",
     "SubmissionWriter": "nersemble_zarr.submission",
+    "write_submission": "nersemble_zarr.submission",
+    "validate_submission": "nersemble_zarr.validate",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -294,7 +294,8 @@ def _to_uint8(slab: np.ndarray, t0: int, label: str) -> np.ndarray:
 def _precheck_float(frames: _Frames, label: str) -> None:
     """NaN/inf/range of in-memory float input, one slab at a time, before anything is encoded."""
     for t0, slab in frames.slabs():
-        _to_uint8(slab, t0, label)
+        for j in range(len(slab)):
+            _to_uint8(slab[j:j + 1], t0 + j, label)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,7 +414,8 @@ class SubmissionWriter:
             found = None
         if found != self.benchmark.name:
             raise SubmissionError(
-                f"{folder}: the unfinished submission is for benchmark {found!r}, expected {self.benchmark.name!r}"
+                f"{folder}: the unfinished submission is for benchmark {found!r}, expected {self.benchmark.name!r} "
+                f"(remove the folder to start over)"
             )
 
     def _lock(self) -> None:
@@ -596,12 +598,11 @@ class SubmissionWriter:
                         raise SubmissionError(
                             f"{label}: frames {t0}..: expected shape (t, {b.height}, {b.width}, 3), found {slab.shape}"
                         )
-                    if source.is_float:
-                        slab = _to_uint8(slab, t0, label)
-                    elif slab.dtype != np.uint8:
+                    if not source.is_float and slab.dtype != np.uint8:
                         raise SubmissionError(f"{label}: frames {t0}..: expected uint8, found {slab.dtype}")
-                    for frame in slab:
-                        vw.write(frame)
+                    for j, frame in enumerate(slab):
+                        # float frames are converted one at a time: no float temporaries of a whole slab
+                        vw.write(_to_uint8(frame[None], t0 + j, label)[0] if source.is_float else frame)
                     progress.update(len(slab))
             if vw.n_written != source.n_frames:  # a list or array-like that lied about its length
                 raise SubmissionError(f"{label}: expected {source.n_frames} frames, the frame source yielded {vw.n_written}")
