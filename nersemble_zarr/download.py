@@ -32,8 +32,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .assets import POINTCLOUDS, PointcloudFrames, resolve_assets, resolve_participants, select_files
-from .benchmark import get_benchmark, metadata_path
-from .config import URL_PLACEHOLDER, access_url
+from .benchmark import ACCESS_FORM_URL, get_benchmark, metadata_path
+from .config import URL_ENV_VAR, URL_PLACEHOLDER, access_url, env_file
 from .errors import NersembleZarrError
 
 DEFAULT_WORKERS = 8
@@ -371,8 +371,9 @@ class Downloader:
         except _Denied as e:
             if self._denied is None:
                 self._denied = (
-                    f"access URL rejected (HTTP {e.status} for {self._placeholder}/{rel}): request a new one at "
-                    f"the access form and set it in NERSEMBLE_BENCHMARK_URL or ~/.config/nersemble_benchmark/.env"
+                    f"access URL rejected (HTTP {e.status} for {self._placeholder}/{rel}): check the URL in "
+                    f"${URL_ENV_VAR} or {env_file()}, or request a new one at {ACCESS_FORM_URL} ; "
+                    f"rerun the same command to resume"
                 )
             self._abort.set()
         except _Aborted:

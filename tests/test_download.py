@@ -37,19 +37,25 @@ def _mono_metadata() -> dict:
                                       for p in MONO_BENCHMARK.participants}}
 
 
+def _empty_file() -> str:
+    return assets.select_files(MONO, participants=[MONO_PID], assets="flame2023_tracking_v2")[-1]
+
+
 @pytest.fixture(scope="module")
 def tree() -> dict[str, bytes]:
     """A served tree in the official layout (paths from benchmark.py): NVS 388 with point clouds at
     irregular timesteps, mono 393 with both tracking versions. Contents are random bytes of varied
-    sizes (one > 2 MiB): the downloader must not care what the files hold."""
+    sizes (one > 2 MiB, one empty): the downloader must not care what the files hold."""
     rng = random.Random(5)
     nvs_meta = _nvs_metadata([2, 5, 9, 14])
     files = {f"{NVS}/metadata.json": json.dumps(nvs_meta).encode(), f"{MONO}/metadata.json": json.dumps(_mono_metadata()).encode()}
     for rel in assets.select_files(NVS, participants=[NVS_PID], pointcloud_frames="all", metadata=nvs_meta):
-        files[f"{NVS}/{rel}"] = rng.randbytes(rng.randint(1, 120_000))
+        # videos are big enough for the faults below (cuts at 40 kB); the rest as small as 1 byte
+        files[f"{NVS}/{rel}"] = rng.randbytes(rng.randint(50_000, 150_000) if rel.endswith(".mp4") else rng.randint(1, 30_000))
     for rel in assets.select_files(MONO, participants=[MONO_PID]):
         files[f"{MONO}/{rel}"] = rng.randbytes(rng.randint(1, 30_000))
     files[f"{NVS}/{assets.select_files(NVS, participants=[NVS_PID], assets='images')[5]}"] = rng.randbytes(2_500_000)
+    files[f"{MONO}/{_empty_file()}"] = b""
     return files
 
 
@@ -351,6 +357,7 @@ def test_access_url_is_read_from_the_env_file(server, tmp_path):
              None, tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"downloaded:    {1 + 1 + len(MONO_BENCHMARK.sequences[MONO_PID])} files" in r.stdout
+    assert (tmp_path / "raw" / MONO / _empty_file()).read_bytes() == b""  # an empty file is complete too
     assert TOKEN not in r.stdout + r.stderr
 
 
