@@ -19,7 +19,7 @@ import click
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=64,
               help="Frames per stored chunk of vertices (and per parallel task).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128,
-              help="Timesteps per batched FLAME evaluation; bounds memory (~1.3 MB per timestep).")
+              help="Timesteps per batched FLAME evaluation; bounds memory (~1 MB per timestep).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
 def flame(
     store: str, flame_model: Path | None, tracking_version: str, workers: int | None, frames_per_chunk: int,

@@ -34,7 +34,7 @@ N_JOINTS = 5
 N_SHAPE = 300
 N_EXPRESSION = 100
 N_POSE_BASIS = 9 * (N_JOINTS - 1)
-#: Timesteps evaluated per batch by default: ~1.3 MB of float32 intermediates per timestep on CPU.
+#: Timesteps evaluated per batch by default: ~1 MB of float32 intermediates per timestep (measured, benchmarks/flame.py).
 DEFAULT_CHUNK_SIZE = 128
 
 

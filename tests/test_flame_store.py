@@ -171,3 +171,34 @@ def test_flame_command_errors_are_one_line(tmp_path: Path, flame_model_path: Pat
     broken = subprocess.run([str(exe), "flame", str(tmp_path), "--flame-model", str(bad_model)], capture_output=True, text=True)
     assert broken.returncode == 1 and "model.pkl: not a readable pickle" in broken.stderr
     assert len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_flame_vertices_accepts_a_datatree_sequence_node(template_store: Path, model: FlameModel) -> None:
+    participant, sequence, n = SEQUENCES[1]
+    tree = xr.open_datatree(template_store, engine="zarr", chunks={})
+    node = tree[schema.sequence_group(MONO, participant, sequence)]
+    lazy = flame_vertices(node, version=2, flame_model=model)
+    expected = FlameProvider(_tracking(participant, sequence, n, 2), model).vertices()
+    np.testing.assert_allclose(lazy.compute(), expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Path, flame_model_path: Path, tmp_path: Path) -> None:
+    """Generated raw folder → convert → ``flame`` → meshes equal FlameProvider on the raw npz (train and test)."""
+    from nersemble_zarr.benchmark import tracking_path
+    from nersemble_zarr.convert import convert_benchmark
+    from nersemble_zarr.store import open_sequence
+
+    participant, sequences = 393, ("EXP-1-head", "FREE")  # a train (video + tracking) and a test sequence
+    store = tmp_path / "store.zarr"
+    convert_benchmark(sample_root, store, benchmarks=MONO, participants=[participant], sequences=sequences, progress=False)
+    result = CliRunner().invoke(cli, ["flame", str(store), "--flame-model", str(flame_model_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    model = FlameModel.load(flame_model_path)
+    for sequence in sequences:
+        provider = FlameProvider(sample_root / MONO / tracking_path(participant, sequence, 2), model)
+        stored = xr.open_dataset(store, engine="zarr", group=flame_group(MONO, participant, sequence, 2), chunks={})
+        np.testing.assert_allclose(stored["vertices"].values, provider.vertices(), atol=1e-6)
+        np.testing.assert_array_equal(stored["frame"].values, provider.frames)
+        lazy = flame_vertices(open_sequence(store, MONO, participant, sequence), flame_model=model)
+        np.testing.assert_allclose(lazy.compute(), provider.vertices(), atol=1e-6)

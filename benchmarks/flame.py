@@ -1,0 +1,162 @@
+"""All FLAME vertices of a T-timestep sequence: batched forward vs the official per-timestep loop.
+
+Baseline (measured in the same run): what the official ``FlameProvider.get_vertices`` does per timestep —
+batch-1 ``lbs`` with betas = shape ‖ expression (400), pose [0 | neck | jaw | eyes], then a 4×4 model→world
+matrix from scipy ``Rotation.from_euler('XYZ')`` applied with ``bmm`` — looped over all T timesteps.
+Ours: ``FlameProvider.vertices()`` (batched, chunked). Peak memory per chunk size is measured in a fresh
+subprocess each (max RSS growth during the forward). Uses the synthetic FLAME-2023-shaped model.
+
+    .venv/bin/python benchmarks/flame.py [--timesteps 1000] [--repeats 3] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nersemble_zarr.flame import FlameProvider, load_flame_parameters  # noqa: E402
+from nersemble_zarr.flame_model import FlameModel  # noqa: E402
+from nersemble_zarr.sample_flame import synthetic_flame_tracking, write_synthetic_flame_model  # noqa: E402
+
+
+def median_seconds(fn, repeats: int, sync=lambda: None) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def official_style_loop(model: FlameModel, tracking) -> np.ndarray:
+    """The official provider's per-timestep evaluation (batch 1, full 400 betas, scipy pose per step)."""
+    from scipy.spatial.transform import Rotation
+    from smplx.lbs import lbs
+
+    p = load_flame_parameters(tracking)
+    dev, dt = model.device, model.dtype
+    shapedirs = torch.cat([model.shapedirs, model.exprdirs], dim=-1)
+    shape = torch.as_tensor(p.shape, dtype=dt, device=dev)[None]
+    out = np.empty((p.n_timesteps, 5023, 3), np.float32)
+    with torch.no_grad():
+        for i in range(p.n_timesteps):
+            betas = torch.cat([shape, torch.as_tensor(p.expression[[i]], dtype=dt, device=dev)], dim=1)
+            pose = torch.cat([torch.zeros((1, 3), dtype=dt, device=dev)] + [
+                torch.as_tensor(a[[i]], dtype=dt, device=dev) for a in (p.neck, p.jaw, p.eyes)], dim=1)
+            verts, _ = lbs(betas, pose, model.v_template[None], shapedirs, model.posedirs, model.J_regressor,
+                           model.parents, model.lbs_weights)
+            m = np.eye(4, dtype=np.float32)
+            m[:3, :3] = Rotation.from_euler("XYZ", p.rotation[i]).as_matrix() * p.scale
+            m[:3, 3] = p.translation[i]
+            m = torch.as_tensor(m, device=dev)[None]
+            homo = torch.cat([verts, torch.ones((1, verts.shape[1], 1), dtype=dt, device=dev)], dim=-1)
+            out[i] = torch.bmm(homo, m.permute(0, 2, 1))[0, :, :3].cpu().numpy()
+    return out
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def _peak_memory_child(model_path: str, timesteps: int, chunk: int) -> None:
+    """Subprocess body: print the peak RSS growth (MiB, sampled every 0.5 ms) while evaluating all timesteps.
+
+    The output array is allocated before measuring, so the figure is the forward's working memory.
+    """
+    import threading
+
+    model = FlameModel.load(model_path)
+    tracking = synthetic_flame_tracking(timesteps, seed=0)
+    FlameProvider(tracking, model, chunk_size=chunk).vertices(slice(0, 2))  # warm up kernels
+    p = load_flame_parameters(tracking)
+    out = np.ones((timesteps, 5023, 3), np.float32)
+    before = _rss_bytes()
+    peak, done = [before], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for sl, verts, _ in model.iter_forward(p.shape, p.expression, p.neck, p.jaw, p.eyes, p.rotation, p.translation,
+                                           p.scale, chunk_size=chunk):
+        out[sl] = verts.numpy()
+    done.set()
+    sampler.join()
+    print(json.dumps({"peak_extra_mib": (max(peak[0], _rss_bytes()) - before) / 2**20}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--timesteps", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline-repeats", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chunks", default="1,16,64,128,256,1000")
+    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        _peak_memory_child(args._child[0], int(args._child[1]), int(args._child[2]))
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = write_synthetic_flame_model(tmp)
+        model = FlameModel.load(model_path, device=args.device)
+        sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+        tracking = synthetic_flame_tracking(args.timesteps, seed=0)
+        chunks = [int(c) for c in args.chunks.split(",")]
+
+        ref = official_style_loop(model, tracking)
+        loop_s = median_seconds(lambda: official_style_loop(model, tracking), args.baseline_repeats, sync)
+        rows = []
+        for chunk in chunks:
+            provider = FlameProvider(tracking, model, chunk_size=chunk)
+            result = provider.vertices()
+            err = float(np.abs(result - ref).max())
+            secs = median_seconds(provider.vertices, args.repeats if chunk > 1 else 1, sync)
+            mem = None
+            if args.device == "cpu":
+                child = subprocess.run(
+                    [sys.executable, __file__, "--_child", str(model_path), str(args.timesteps), str(chunk)],
+                    capture_output=True, text=True, check=True,
+                )
+                mem = json.loads(child.stdout.strip().splitlines()[-1])["peak_extra_mib"]
+            rows.append({"chunk_size": chunk, "seconds": secs, "speedup_vs_loop": loop_s / secs,
+                         "timesteps_per_s": args.timesteps / secs, "peak_extra_mib": mem, "max_abs_diff_m": err})
+
+    print(f"FLAME vertices, T={args.timesteps}, device={args.device}, torch threads={torch.get_num_threads()}")
+    print(f"baseline: official-style per-timestep loop (batch 1): {loop_s:.2f} s ({args.timesteps / loop_s:.0f} timesteps/s)")
+    print(f"{'chunk':>6} {'seconds':>8} {'speedup':>8} {'steps/s':>9} {'peak MiB':>9} {'max |diff| m':>13}")
+    for r in rows:
+        mem = f"{r['peak_extra_mib']:9.1f}" if r["peak_extra_mib"] is not None else f"{'-':>9}"
+        print(f"{r['chunk_size']:>6} {r['seconds']:8.3f} {r['speedup_vs_loop']:7.1f}x {r['timesteps_per_s']:9.0f} {mem} "
+              f"{r['max_abs_diff_m']:13.2e}")
+    out = ROOT / "benchmarks" / "results" / ("flame.json" if args.device == "cpu" else f"flame_{args.device.split(':')[0]}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "timesteps": args.timesteps, "device": args.device, "torch_threads": torch.get_num_threads(),
+        "baseline": "official-style per-timestep loop (batch 1)", "baseline_seconds": loop_s, "rows": rows,
+    }, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
