@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -271,6 +272,7 @@ class Downloader:
         self._placeholder = f"{URL_PLACEHOLDER}/{benchmark}" if benchmark else URL_PLACEHOLDER
         self._sessions: list[Any] = []
         self._free: list[Any] = []
+        self._inflight: set[Any] = set()
         self._lock = threading.Lock()
         self._abort = threading.Event()
         self._denied: str | None = None
@@ -353,12 +355,25 @@ class Downloader:
                 if self._abort.is_set():
                     for fut in pending:
                         fut.cancel()
-        except BaseException:
+        except BaseException:  # KeyboardInterrupt: stop workers now, even those waiting on a silent server
             self._abort.set()
+            self._interrupt_inflight()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return results
+
+    def _interrupt_inflight(self) -> None:
+        """Shut down the sockets of responses being read so their workers stop at once (``.part`` kept)."""
+        with self._lock:
+            responses = list(self._inflight)
+        for resp in responses:
+            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def _record(self, rel: str, fut: Future, report: DownloadReport, results: dict[str, Any]) -> None:
         if fut.cancelled():
@@ -474,6 +489,8 @@ class Downloader:
                     raise _Permanent(f"gave up after {restarts} restarts: {e}") from None
                 continue
             except _Transient as e:
+                if self._abort.is_set():
+                    raise _Aborted() from None
                 failures = 1 if e.progressed else failures + 1
                 if failures > self.retries:
                     raise _Permanent(f"gave up after {failures} attempts: {self._redact(str(e))}") from None
@@ -488,11 +505,9 @@ class Downloader:
     def _attempt(self, session: Any, rel: str, ctx: _FileState) -> None:
         """One GET: resume ``ctx.part`` from its size, verify, leave it complete (the caller renames it)."""
         import requests
-        import urllib3
 
         offset = _size(ctx.part)
         state = _read_state(ctx.state) if offset else None
-        known_size = state.get("size") if state else ctx.expected
         headers = {}
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -506,6 +521,20 @@ class Downloader:
             raise _Transient(f"connection failed: {e}") from None
         except requests.RequestException as e:
             raise _Permanent(f"request failed: {type(e).__name__}: {self._redact(str(e))}") from None
+        with self._lock:
+            self._inflight.add(resp)
+        try:
+            self._read_response(resp, ctx, offset, state)
+        finally:
+            with self._lock:
+                self._inflight.discard(resp)
+
+    def _read_response(self, resp: Any, ctx: _FileState, offset: int, state: dict[str, Any] | None) -> None:
+        """Check ``resp``'s status and headers against the ``.part`` of ``offset`` bytes, then stream its body."""
+        import requests
+        import urllib3
+
+        known_size = state.get("size") if state else ctx.expected
         with resp:
             status = resp.status_code
             if status in (401, 403):

@@ -234,6 +234,30 @@ def test_killed_download_resumes_only_the_missing_bytes(server, tree, tmp_path):
     assert f"skipped:       {len(finished) + 1} files" in r.stdout  # + metadata.json
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_at_once_even_on_a_silent_server_and_keeps_the_part(server, tree, tmp_path):
+    raw = tmp_path / "raw"
+    stalled = _video("images", 0)
+    server.add_fault(f"{NVS}/{stalled}", Fault(stall_after=20_000))
+    proc = subprocess.Popen(
+        [CLI, "download", str(raw), NVS, "-p", str(NVS_PID), "--workers", "2", "--timeout", "600"],
+        env=_env(server.url, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        server.wait_stalled(f"{NVS}/{stalled}")
+        part = raw / NVS / f"{stalled}.part"
+        deadline = time.monotonic() + 30
+        while (not part.exists() or part.stat().st_size < 20_000) and time.monotonic() < deadline:
+            time.sleep(0.01)  # waiting for the client to write what the server has sent
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # far below --timeout: the stalled read was interrupted
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Aborted." in err
+    assert part.read_bytes() == tree[f"{NVS}/{stalled}"][:20_000]
+    assert TOKEN not in out + err
+
+
 def test_connection_cut_mid_file_resumes_from_the_cut(server, tree, tmp_path):
     big = _video("images", 5)
     server.add_fault(f"{NVS}/{big}", Fault(cut_after=700_000))
