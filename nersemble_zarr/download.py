@@ -88,6 +88,7 @@ class DownloadReport:
 
     @property
     def n_files(self) -> int:
+        """Files of the selection accounted for (all four outcomes)."""
         return len(self.downloaded) + len(self.skipped) + len(self.not_found) + len(self.failed)
 
     def merge(self, other: DownloadReport) -> DownloadReport:
@@ -181,7 +182,10 @@ def download_benchmark(
             b.name, participants=chosen_participants, assets=chosen_assets,
             pointcloud_frames=pointcloud_frames, metadata=metadata,
         )
-        return report.merge(downloader.fetch(files))
+        try:
+            return report.merge(downloader.fetch(files))
+        except AccessDeniedError as e:
+            raise AccessDeniedError(str(e), report.merge(e.report) if e.report else report) from None
 
 
 def _load_json(path: Path) -> Any:
@@ -227,6 +231,7 @@ class _Aborted(Exception):
 
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
 
 class Downloader:
@@ -305,6 +310,8 @@ class Downloader:
         todo: list[str] = []
         present: list[str] = []
         for rel in dict.fromkeys(rel_paths):
+            if rel.startswith("/") or ".." in rel.split("/"):
+                raise ValueError(f"not a relative path below the benchmark folder: {rel!r}")
             if not self.overwrite and (self.root / rel).is_file():
                 (present if self.check_sizes else report.skipped).append(rel)
             else:
@@ -498,8 +505,8 @@ class Downloader:
                 if self._abort.wait(delay):
                     raise _Aborted() from None
                 continue
+            ctx.state.unlink(missing_ok=True)  # first: a .part without state still resumes (size from HEAD)
             os.replace(ctx.part, dest)
-            ctx.state.unlink(missing_ok=True)
             return _Done(ctx.received)
 
     def _attempt(self, session: Any, rel: str, ctx: _FileState) -> None:
@@ -542,6 +549,9 @@ class Downloader:
             if status == 404:
                 raise _NotFound()
             if status == 416:
+                m = _UNSATISFIED_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+                if m and int(m.group(1)) == offset and known_size in (None, offset):
+                    return  # the .part already holds the whole file (stopped before its rename)
                 raise _Restart(f"server rejected resuming at byte {offset} (HTTP 416): the file got shorter")
             if status in (408, 429) or status >= 500:
                 raise _Transient(f"HTTP {status}")

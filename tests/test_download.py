@@ -268,6 +268,17 @@ def test_connection_cut_mid_file_resumes_from_the_cut(server, tree, tmp_path):
     assert [g.range for g in server.gets(f"{NVS}/{big}")] == [None, "bytes=700000-"]
 
 
+def test_part_holding_the_whole_file_is_renamed_without_fetching_it_again(server, tree, tmp_path):
+    rel = _video("alpha_maps", 0)
+    part = tmp_path / "raw" / NVS / f"{rel}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(tree[f"{NVS}/{rel}"])  # killed between the last byte and the rename
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and rel in report.downloaded
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == tree[f"{NVS}/{rel}"] and not part.exists()
+    assert [g.status for g in server.gets(f"{NVS}/{rel}")] == [416] and server.bytes_served[f"{NVS}/{rel}"] == 0
+
+
 def test_server_error_once_is_retried(server, tree, tmp_path):
     rel = _video("alpha_maps", 2)
     server.add_fault(f"{NVS}/{rel}", Fault(status=500))
