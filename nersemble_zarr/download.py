@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit
 from .assets import POINTCLOUDS, PointcloudFrames, resolve_assets, resolve_participants, select_files
 from .benchmark import ACCESS_FORM_URL, get_benchmark, metadata_path
 from .config import URL_ENV_VAR, URL_PLACEHOLDER, access_url, env_file
-from .errors import NersembleZarrError
+from .errors import ConfigError, NersembleZarrError
 
 DEFAULT_WORKERS = 8
 DEFAULT_RETRIES = 5
@@ -165,6 +165,11 @@ def download_benchmark(
     chosen_assets = resolve_assets(b.name, assets)
     chosen_participants = resolve_participants(b.name, participants)
     base = (url or access_url()).rstrip("/")
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+        raise ConfigError(
+            f"the access URL (${URL_ENV_VAR} or {env_file()}) is not an http(s):// URL; it is not shown "
+            f"because it is a secret: check it against the one you received from {ACCESS_FORM_URL}"
+        )
     root = Path(raw_root) / b.name
     with Downloader(
         f"{base}/{b.name}", root, benchmark=b.name, secret=base, workers=workers, overwrite=overwrite,

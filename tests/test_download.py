@@ -384,6 +384,11 @@ def test_missing_access_url_says_how_to_get_one(tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
+def test_malformed_access_url_is_rejected_without_showing_it(tmp_path):
+    r = _cli([str(tmp_path / "raw"), NVS], f"ftp:/{TOKEN}", tmp_path)
+    assert r.returncode == 1 and "is not an http(s):// URL" in r.stderr and TOKEN not in r.stderr + r.stdout
+
+
 def test_access_url_is_read_from_the_env_file(server, tmp_path):
     env_file = tmp_path / ".config" / "nersemble_benchmark" / ".env"
     env_file.parent.mkdir(parents=True)
@@ -398,7 +403,6 @@ def test_access_url_is_read_from_the_env_file(server, tmp_path):
 
 @pytest.mark.slow
 def test_convert_option_converts_what_was_downloaded(sample_root, tmp_path):
-    pytest.importorskip("nersemble_zarr.convert")
     import zarr
 
     from nersemble_zarr.benchmark import video_path
