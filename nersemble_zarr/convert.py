@@ -240,25 +240,74 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
             task.source,
             f"expected {task.width}x{task.height} frames like the sequence's other videos, found {info.width}x{info.height}",
         )
-    arr = zarr.open_array(task.store.zarr_store(), path=task.target, mode="r+")
+    # every chunk is written (no per-chunk "all fill value?" scan, ~30 ms per full-res frame), so
+    # a rewrite always replaces whole shards
+    arr = zarr.open_array(task.store.zarr_store(), path=task.target, mode="r+").with_config({"write_empty_chunks": True})
     runs = schema.shard_runs(t_total, task.shard_timesteps)
     frame_shape = (task.height, task.width) if alpha else (task.height, task.width, 3)
-    buf = np.empty((runs[0][1] - runs[0][0], *frame_shape), np.uint8)
     t = 0
     r = 0
-    for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
-        if t >= t_total:
-            raise RawFormatError(task.source, f"expected {t_total} frames, the decoder returned more")
-        t0, t1 = runs[r]
-        buf[t - t0] = frame
-        t += 1
-        if t == t1:
-            arr[task.camera_index, t0:t1] = buf[: t1 - t0]  # one whole shard
-            on_frames(t1 - t0)
-            r += 1
+    buf = np.empty((runs[0][1] - runs[0][0], *frame_shape), np.uint8)
+    with _ShardWriter(arr, task.camera_index, on_frames) as writer:
+        for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
+            if t >= t_total:
+                raise RawFormatError(task.source, f"expected {t_total} frames, the decoder returned more")
+            t0, t1 = runs[r]
+            buf[t - t0] = frame
+            t += 1
+            if t == t1:
+                writer.submit(t0, t1, buf[: t1 - t0])  # one whole shard, compressed while decoding goes on
+                r += 1
+                if r < len(runs):
+                    buf = np.empty((runs[r][1] - runs[r][0], *frame_shape), np.uint8)
     if t != t_total:
         raise RawFormatError(task.source, f"expected {t_total} frames, decoded {t}")
     return t_total
+
+
+class _ShardWriter:
+    """Writes whole shards ``arr[camera, t0:t1] = frames`` in a background thread, one at a time,
+    at most one shard queued (bounded memory). Errors surface on the next submit or on exit."""
+
+    def __init__(self, arr: Any, camera_index: int, on_frames: Callable[[int], None]) -> None:
+        self._arr = arr
+        self._camera = camera_index
+        self._on_frames = on_frames
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain: the consumer learns of the error and stops
+            t0, t1, frames = item
+            try:
+                self._arr[self._camera, t0:t1] = frames
+                self._on_frames(t1 - t0)
+            except BaseException as e:  # noqa: BLE001  re-raised in the task
+                self._error = e
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, t0: int, t1: int, frames: np.ndarray) -> None:
+        self._check()
+        self._queue.put((t0, t1, frames))
+
+    def __enter__(self) -> "_ShardWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._check()
 
 
 def _pcd_timesteps(folder: Path, benchmark: str, participant: int, sequence: str) -> list[tuple[int, Path]]:

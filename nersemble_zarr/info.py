@@ -177,8 +177,12 @@ def _codec_label(codec: dict[str, Any] | None) -> str:
     if codec.get("kind") == "jpeg":
         return f"jpeg q{codec.get('quality')}"
     comp = codec.get("compressor", {})
-    level = comp.get("configuration", {}).get("level")
-    return f"lossless {comp.get('name', '')}{f'-{level}' if level is not None else ''}"
+    cfg = comp.get("configuration", {})
+    name = comp.get("name", "")
+    if name == "blosc":
+        return f"lossless blosc-{cfg.get('cname')}-{cfg.get('clevel')}"
+    level = cfg.get("level")
+    return f"lossless {name}" + (f" level {level}" if level is not None else "")
 
 
 def format_info(info: StoreInfo) -> str:

@@ -166,8 +166,17 @@ TRACKING_VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
 DEFAULT_SHARD_TIMESTEPS = 32
 
 ImageCodecKind = Literal["lossless", "jpeg"]
-#: Lossless compressor for images and alpha, chosen by measurement (benchmarks/codecs.py).
-LOSSLESS_COMPRESSOR: dict[str, Any] = {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
+#: Lossless compressor of image frames, chosen by measurement (benchmarks/codecs.py on 1604×1100
+#: frames of an H.264 decode; benchmarks/convert.py): blosc-lz4 stores frames 1.9× smaller than raw
+#: uint8 (zstd -1: 2.0×, zstd 1: 2.2×, zstd 3: 2.4×) but encodes in ~2 ms (zstd -1 ~6, zstd 1 ~11,
+#: zstd 3 ~20 ms) and reads a frame in ~2 ms (zstd 1 ~5 ms): converting stays decode-bound (a
+#: video unit ran 1.3–2× faster than with zstd -1 on 2 cores) and training reads are fastest.
+LOSSLESS_COMPRESSOR: dict[str, Any] = {
+    "name": "blosc",
+    "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "noshuffle", "typesize": 1, "blocksize": 0},
+}
+#: Alpha maps are mostly 0/255 runs: zstd 1 makes them ~100× smaller than raw at ~1–3 ms per read.
+ALPHA_COMPRESSOR: dict[str, Any] = {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
 
 
 @dataclass(frozen=True)
@@ -209,11 +218,12 @@ class ImageCodec:
         return cls("lossless")
 
 
-def _lossless_compressor() -> Any:
-    from zarr.codecs import ZstdCodec
+def _lossless_compressor(spec: dict[str, Any] | None = None) -> Any:
+    from zarr.codecs import BloscCodec, ZstdCodec
 
-    cfg = LOSSLESS_COMPRESSOR["configuration"]
-    return ZstdCodec(level=cfg["level"], checksum=cfg["checksum"])
+    spec = spec or LOSSLESS_COMPRESSOR
+    cls = {"blosc": BloscCodec, "zstd": ZstdCodec}[spec["name"]]
+    return cls(**spec["configuration"])
 
 
 def images_array_kwargs(
@@ -248,7 +258,7 @@ def alpha_array_kwargs(
         "shards": (1, s, height, width),
         "fill_value": 0,
         "dimension_names": ALPHA_DIMS,
-        "compressors": _lossless_compressor(),
+        "compressors": _lossless_compressor(ALPHA_COMPRESSOR),
     }
 
 
@@ -275,7 +285,7 @@ def alpha_attrs(source: str) -> dict[str, Any]:
     return {
         "description": "alpha maps: first channel of the decoded alpha video, as the official loader takes it",
         "units": "0-255",
-        "codec": ImageCodec("lossless").to_attrs(),
+        "codec": {"kind": "lossless", "compressor": ALPHA_COMPRESSOR, "lossless": True},
         "source": source,
         COMPLETE_CAMERAS_ATTR: [],
     }
