@@ -30,3 +30,14 @@ def flame_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nersemble_zarr.sample_flame import write_synthetic_flame_model
 
     return write_synthetic_flame_model(tmp_path_factory.mktemp("flame"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def converted_store(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sample_root`` converted with default settings (lossless) into a local Zarr store. Read-only."""
+    from nersemble_zarr.convert import convert_benchmark
+
+    store = tmp_path_factory.mktemp("store") / "sample.zarr"
+    report = convert_benchmark(sample_root, store, progress=False)
+    assert report.ok, report.summary()
+    return store
