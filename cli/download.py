@@ -79,7 +79,7 @@ def download(
     click.echo("\n".join(report.summary_lines()))
     if not report.ok:
         raise NersembleZarrError(
-            f"{len(report.failed)} file(s) failed to download"
+            f"{len(report.failed)} file{'' if len(report.failed) == 1 else 's'} failed to download"
             + (f"; not converting into {store}" if store else "")
             + "; run the same command again to retry and resume them"
         )

@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -105,11 +105,11 @@ class DownloadReport:
         """A short human summary: one line per outcome, then the paths not on the server and the failures."""
         rate = self.bytes_downloaded / self.seconds if self.seconds > 0 else 0.0
         lines = [
-            f"downloaded:    {len(self.downloaded)} files, {format_bytes(self.bytes_downloaded)} in "
+            f"downloaded:    {_files(self.downloaded)}, {format_bytes(self.bytes_downloaded)} in "
             f"{self.seconds:.1f} s ({format_bytes(rate)}/s) into {self.root}",
-            f"skipped:       {len(self.skipped)} files already complete",
-            f"not on server: {len(self.not_found)} files",
-            f"failed:        {len(self.failed)} files",
+            f"skipped:       {_files(self.skipped)} already complete",
+            f"not on server: {_files(self.not_found)}",
+            f"failed:        {_files(self.failed)}",
         ]
         for path in self.not_found[:max_listed]:
             lines.append(f"  not on server: {self._shown(path)}")
@@ -123,6 +123,10 @@ class DownloadReport:
 
     def _shown(self, path: str) -> str:
         return f"{URL_PLACEHOLDER}/{self.benchmark}/{path}"
+
+
+def _files(items: Sized) -> str:
+    return f"{len(items)} file" + ("" if len(items) == 1 else "s")
 
 
 def format_bytes(n: float) -> str:

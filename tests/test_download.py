@@ -312,7 +312,7 @@ def test_missing_file_is_reported_not_on_server_and_exit_code_zero(server, tree,
     del server.files[f"{NVS}/{missing}"]
     r = _cli([str(tmp_path / "raw"), NVS, "-p", str(NVS_PID), "--pointcloud-frames", "all"], server.url, tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "not on server: 1 files" in r.stdout and "failed:        0 files" in r.stdout
+    assert "not on server: 1 file" in r.stdout and "failed:        0 files" in r.stdout
     assert f"<NERSEMBLE_BENCHMARK_URL>/{NVS}/{missing}" in r.stdout
     assert not (tmp_path / "raw" / NVS / missing).exists()
     assert len(_local_files(tmp_path / "raw" / NVS)) == len(_nvs_files(tree)) - 1
@@ -324,8 +324,8 @@ def test_persistent_server_error_is_failed_and_exit_code_one(server, tree, tmp_p
     r = _cli([str(tmp_path / "raw"), NVS, "-p", str(NVS_PID), "--pointcloud-frames", "all", "--retries", "2",
               "--backoff", "0"], server.url, tmp_path)
     assert r.returncode == 1
-    assert "failed:        1 files" in r.stdout and f"{NVS}/{rel}: gave up after 3 attempts: HTTP 503" in r.stdout
-    assert "error: 1 file(s) failed to download" in r.stderr
+    assert "failed:        1 file" in r.stdout and f"{NVS}/{rel}: gave up after 3 attempts: HTTP 503" in r.stdout
+    assert "error: 1 file failed to download" in r.stderr
     assert len(server.gets(f"{NVS}/{rel}")) == 3
     assert len(_local_files(tmp_path / "raw" / NVS)) == len(_nvs_files(tree)) - 1
 
