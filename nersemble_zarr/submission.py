@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -241,7 +242,7 @@ def _as_frames(frames: Any, label: str, height: int, width: int, float_input: bo
             )
         if len(dtypes) != 1:
             raise SubmissionError(f"{label}: expected frames of one dtype, found {sorted(map(str, dtypes))}")
-        kind, n, shape, dtype = "list", len(frames), (len(frames), height, width, 3), dtypes.pop()
+        kind, shape, dtype = "list", (len(frames), height, width, 3), dtypes.pop()
     elif isinstance(frames, np.ndarray):
         kind, shape, dtype = "numpy", frames.shape, frames.dtype
     elif _is_dask(frames):
@@ -383,8 +384,7 @@ class SubmissionWriter:
         return load_frame_counts(metadata, self.benchmark.name)
 
     def _open(self, mode: str) -> None:
-        if not self.zip_path.parent.is_dir():
-            raise SubmissionError(f"{self.zip_path}: the folder {self.zip_path.parent} does not exist")
+        self.zip_path.parent.mkdir(parents=True, exist_ok=True)
         if self.zip_path.is_dir():
             raise SubmissionError(f"{self.zip_path}: expected a zip file path, found a directory")
         if self.staging.exists():
@@ -396,8 +396,10 @@ class SubmissionWriter:
             else:
                 self._remove_stale_temporaries()
                 return
-        self.staging.mkdir()
-        (self.staging / _MARKER).write_text(json.dumps({"benchmark": self.benchmark.name, "format": 1}))
+        # the folder appears with its marker inside or not at all
+        fresh = Path(tempfile.mkdtemp(prefix=f".{self.staging.name}.", dir=self.zip_path.parent))
+        (fresh / _MARKER).write_text(json.dumps({"benchmark": self.benchmark.name, "format": 1}))
+        os.rename(fresh, self.staging)
         self._lock()
         if mode == "a" and self.zip_path.exists():
             self._unpack_finalized()
