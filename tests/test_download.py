@@ -279,6 +279,16 @@ def test_part_holding_the_whole_file_is_renamed_without_fetching_it_again(server
     assert [g.status for g in server.gets(f"{NVS}/{rel}")] == [416] and server.bytes_served[f"{NVS}/{rel}"] == 0
 
 
+def test_stalled_response_times_out_and_resumes(server, tree, tmp_path):
+    rel = _video("images", 2)
+    server.add_fault(f"{NVS}/{rel}", Fault(stall_after=30_000))
+    report = _download_nvs(tmp_path / "raw", server.url, timeout=0.5)
+    assert report.ok and rel in report.downloaded
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == tree[f"{NVS}/{rel}"]
+    assert [g.range for g in server.gets(f"{NVS}/{rel}")] == [None, "bytes=30000-"]
+    assert server.bytes_served[f"{NVS}/{rel}"] == len(tree[f"{NVS}/{rel}"])
+
+
 def test_server_error_once_is_retried(server, tree, tmp_path):
     rel = _video("alpha_maps", 2)
     server.add_fault(f"{NVS}/{rel}", Fault(status=500))
