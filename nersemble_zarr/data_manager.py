@@ -30,7 +30,7 @@ from . import schema
 from .benchmark import MONO, NVS, check_participant, participant_dir
 from .downscale import area_average
 from .errors import NersembleZarrError
-from .store import StoreLike, _sequences_in, as_zarr_store, level_of
+from .store import StoreLike, _sequences_in, as_zarr_store, complete_serials, level_of
 
 
 class DataManagerError(NersembleZarrError, KeyError):
@@ -105,12 +105,13 @@ class _StoreDataManager:
         seq = self._sequence_group(sequence)
         if schema.IMAGES not in seq.array_keys():
             raise DataManagerError(f"{self._where(sequence)} has no video in the store (tracking only)")
-        cameras = [str(c) for c in seq[schema.CAMERA][:]]
+        stored = [str(c) for c in seq[schema.CAMERA][:]]
+        cameras = complete_serials(seq, stored)  # cameras not completely converted are not offered
         timesteps = [int(t) for t in seq[schema.TIMESTEP][:]]
         source, factor_on_read = seq, 1
         if level != 1:
             name = schema.level_group_name(level)
-            if name in seq.group_keys() and seq[name].attrs.get(schema.COMPLETE_ATTR, False):
+            if name in seq.group_keys() and complete_serials(seq[name], cameras) == cameras:
                 source = seq[name]
             elif resize:
                 factor_on_read = level
@@ -122,7 +123,7 @@ class _StoreDataManager:
         frames = _Frames(
             images=source[schema.IMAGES],
             alpha=source[schema.ALPHA],
-            camera_index={c: i for i, c in enumerate(cameras)},
+            camera_index={c: stored.index(c) for c in cameras},
             timestep_index={t: i for i, t in enumerate(timesteps)},
             timesteps=timesteps,
             resize=factor_on_read,
@@ -174,11 +175,11 @@ class _StoreDataManager:
         return _sequences_in(self._root(), self._benchmark, self._participant_id)
 
     def list_serials(self, sequence_name: str) -> list[str]:
-        """Serials of the cameras with video in a sequence (``[]`` for a tracking-only sequence)."""
+        """Serials of the cameras with (completely converted) video in a sequence (``[]`` for tracking only)."""
         seq = self._sequence_group(sequence_name)
         if schema.CAMERA not in seq.array_keys():
             return []
-        return [str(c) for c in seq[schema.CAMERA][:]]
+        return complete_serials(seq, [str(c) for c in seq[schema.CAMERA][:]])
 
     def get_n_timesteps(self, sequence_name: str) -> int:
         """Number of video frames (for a tracking-only sequence: of tracked frames)."""

@@ -83,13 +83,19 @@ def area_average(frames: np.ndarray, factor: int, axes: tuple[int, int] = (2, 3)
         return frames
     a0, a1 = sorted(ax % frames.ndim for ax in axes)
     h, w = frames.shape[a0] // f, frames.shape[a1] // f
-    index = [slice(None)] * frames.ndim
-    index[a0], index[a1] = slice(0, h * f), slice(0, w * f)
-    x = frames[tuple(index)]
-    shape = x.shape[:a0] + (h, f) + x.shape[a0 + 1 : a1] + (w, f) + x.shape[a1 + 1 :]
-    total = x.reshape(shape).sum(axis=(a0 + 1, a1 + 2), dtype=np.uint32)
     n = f * f
-    return ((total + n // 2) // n).astype(frames.dtype)
+    # f*f strided adds into a small accumulator: ~9x faster than a reshape + sum over two strided axes
+    acc_shape = list(frames.shape)
+    acc_shape[a0], acc_shape[a1] = h, w
+    acc = np.zeros(acc_shape, dtype=np.uint16 if n * 255 + n // 2 <= np.iinfo(np.uint16).max else np.uint32)
+    index: list[slice] = [slice(None)] * frames.ndim
+    for i in range(f):
+        for j in range(f):
+            index[a0], index[a1] = slice(i, h * f, f), slice(j, w * f, f)
+            acc += frames[tuple(index)]
+    acc += n // 2
+    acc //= n
+    return acc.astype(frames.dtype)
 
 
 def scale_intrinsics(intrinsics: np.ndarray, factor: int) -> np.ndarray:
@@ -182,12 +188,10 @@ def _video_sequences(root: Any, benchmarks: Sequence[str], participants: set[int
     return found
 
 
-def _source_complete(seq: Any) -> bool:
-    cameras = [str(c) for c in seq[schema.CAMERA][:]]
-    return all(
-        set(cameras) <= set(seq[name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-        for name in (schema.IMAGES, schema.ALPHA)
-    )
+def _source_complete(seq: Any) -> set[str]:
+    """Serials whose full-resolution images and alpha are completely converted."""
+    done = [set(seq[name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) for name in (schema.IMAGES, schema.ALPHA)]
+    return done[0] & done[1]
 
 
 def _prepare_level(root: Any, b: str, p: int, s: str, factor: int) -> tuple[Any, list[str]]:
@@ -265,7 +269,9 @@ def downscale_store(
     (``"threads"``, ``"processes"`` or ``"synchronous"``) with ``num_workers``. Completion markers are
     written by this driver after a camera's shards are all on the store, then per level; metadata is
     reconsolidated at the end. ``progress``: True for a tqdm bar, or a callback ``(done, total)`` in frames.
-    Sequences whose full-resolution frames are not completely converted are reported in ``not_ready``.
+    Sequences with cameras whose full-resolution frames are not completely converted are reported in
+    ``not_ready``; their complete cameras are downscaled, and the level is marked complete only once
+    every camera is (a rerun after convert finishes the rest).
     """
     from zarr.abc.store import Store
 
@@ -309,8 +315,10 @@ def _downscale_locked(
     seq_of_level: dict[str, str] = {}
     for b, p, s in found:
         seq_path = schema.sequence_group(b, p, s)
-        if not _source_complete(root[seq_path]):
-            report.not_ready.append(seq_path)
+        ready = _source_complete(root[seq_path])
+        if len(ready) < root[seq_path][schema.CAMERA].shape[0]:
+            report.not_ready.append(seq_path)  # its complete cameras are still downscaled
+        if not ready:
             continue
         for f in factors:
             level_path = f"{seq_path}/{schema.level_group_name(f)}"
@@ -325,7 +333,7 @@ def _downscale_locked(
             runs = schema.shard_runs(src.shape[1], (src.shards or src.chunks)[1])
             done = {n: set(level[n].attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) for n in (schema.IMAGES, schema.ALPHA)}
             for c, serial in enumerate(cameras):  # camera by camera, so cameras complete (and resume) early
-                if serial in done[schema.IMAGES] and serial in done[schema.ALPHA]:
+                if serial not in ready or (serial in done[schema.IMAGES] and serial in done[schema.ALPHA]):
                     continue
                 for t0, t1 in runs:
                     for name in (schema.IMAGES, schema.ALPHA):

@@ -10,11 +10,16 @@ one stored chunk.
 
 Downscaled levels (written by :mod:`nersemble_zarr.downscale`) are picked with ``level=2`` or
 ``scale=0.5``; a missing level raises unless ``resize=True`` asks for an on-the-fly area average.
+
+Completion markers are honoured: cameras whose frames are not completely converted (e.g. videos
+not downloaded) are left out with an :class:`IncompleteStoreWarning` naming them; nothing returned
+here ever shows unwritten (fill-value) frames as data.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -211,7 +216,7 @@ def open_sequence(
 
     ds = _open_dataset(zstore, seq_path) if has_video else xr.Dataset()
     if has_video:
-        _check_complete(seq_group, where)
+        ds = _complete_cameras(ds, seq_group, where)
         if factor != 1:
             ds = _with_level(ds, zstore, seq_group, seq_path, factor, resize, where)
     ds.attrs = {
@@ -254,29 +259,53 @@ def open_sequence(
     return ds
 
 
-def _check_complete(seq_group: zarr.Group, where: str) -> None:
+class IncompleteStoreWarning(UserWarning):
+    """Some cameras of a sequence are not (completely) converted and are left out of what is returned."""
+
+
+def complete_serials(group: zarr.Group, cameras: Sequence[str]) -> list[str]:
+    """Serials among ``cameras`` whose frames are completely written in ``group``'s images and alpha
+    (both list them in their ``complete_cameras`` marker), in ``cameras`` order."""
+    done = None
     for name in (schema.IMAGES, schema.ALPHA):
-        if name not in seq_group.array_keys():
-            continue
-        arr = seq_group[name]
-        done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-        cameras = [str(c) for c in seq_group[schema.CAMERA][:]]
-        missing = [c for c in cameras if c not in done]
-        if missing:
-            raise StoreReadError(
-                f"{where}: {name} of cameras {', '.join(missing)} are not completely written "
-                f"(no completion marker); rerun 'nersemble-zarr convert' to finish the store"
-            )
+        if name in group.array_keys():
+            listed = set(group[name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+            done = listed if done is None else done & listed
+    return [c for c in cameras if done is not None and c in done]
+
+
+def _complete_cameras(ds: xr.Dataset, seq_group: zarr.Group, where: str) -> xr.Dataset:
+    cameras = [str(c) for c in ds[schema.CAMERA].values]
+    complete = complete_serials(seq_group, cameras)
+    if not complete:
+        raise StoreReadError(
+            f"{where}: no camera's frames are completely written (no completion markers); "
+            f"rerun 'nersemble-zarr convert' to finish the store"
+        )
+    if len(complete) < len(cameras):
+        missing = [c for c in cameras if c not in complete]
+        warnings.warn(
+            f"{where}: cameras {', '.join(missing)} are not completely converted and are left out "
+            f"(download their videos and rerun 'nersemble-zarr convert')",
+            IncompleteStoreWarning,
+            stacklevel=3,
+        )
+        ds = ds.sel({schema.CAMERA: complete})
+    return ds
 
 
 def _with_level(
     ds: xr.Dataset, zstore: Store, seq_group: zarr.Group, seq_path: str, factor: int, resize: bool, where: str
 ) -> xr.Dataset:
     name = schema.level_group_name(factor)
-    if name in seq_group.group_keys() and seq_group[name].attrs.get(schema.COMPLETE_ATTR, False):
+    cameras = [str(c) for c in ds[schema.CAMERA].values]
+    if name in seq_group.group_keys() and complete_serials(seq_group[name], cameras) == cameras:
         level = _open_dataset(zstore, f"{seq_path}/{name}")
         h, w = schema.level_dims(factor)
         level = level.rename({h: "height", w: "width"})
+        stored = [str(c) for c in seq_group[schema.CAMERA][:]]
+        if cameras != stored:  # incomplete cameras were left out of ds; the level's arrays cover all
+            level = level.isel({schema.CAMERA: [stored.index(c) for c in cameras]})
         return ds.drop_vars([schema.IMAGES, schema.ALPHA]).assign(
             images=level[schema.IMAGES], alpha=level[schema.ALPHA]
         )

@@ -28,7 +28,7 @@ from . import schema
 from .benchmark import check_participant, get_benchmark, participant_dir
 from .downscale import area_average, scale_intrinsics
 from .errors import NersembleZarrError
-from .store import StoreLike, _sequences_in, as_zarr_store, level_of
+from .store import StoreLike, _sequences_in, as_zarr_store, complete_serials, level_of
 
 FrameDtype = Literal["uint8", "float32"]
 
@@ -125,13 +125,15 @@ class FrameDataset(Dataset):
         where = f"{self.benchmark} participant {participant_dir(p)} sequence {s!r}"
         seq_path = schema.sequence_group(self.benchmark, p, s)
         serials = [str(c) for c in seq[schema.CAMERA][:]]
-        positions = [i for i, c in enumerate(serials) if wanted_cam is None or c in wanted_cam]
+        complete = set(complete_serials(seq, serials))  # cameras not completely converted are left out
+        positions = [i for i, c in enumerate(serials) if c in complete and (wanted_cam is None or c in wanted_cam)]
         if not positions:
             return None
         frames_path, on_read = seq_path, 1
         if self.level != 1:
             name = schema.level_group_name(self.level)
-            if name in seq.group_keys() and seq[name].attrs.get(schema.COMPLETE_ATTR, False):
+            chosen = [serials[i] for i in positions]
+            if name in seq.group_keys() and complete_serials(seq[name], chosen) == chosen:
                 frames_path = f"{seq_path}/{name}"
             elif resize:
                 on_read = self.level

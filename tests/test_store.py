@@ -230,3 +230,30 @@ def test_fsspec_url_opens_the_same_data(converted_store: Path) -> None:
     tree = open_store(f"file://{converted_store}")
     assert isinstance(tree, xr.DataTree)
     assert f"/mono_flame_avatar/{p:03d}/{s}" in tree.groups
+
+
+def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted_store: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import zarr
+
+    from nersemble_zarr import NVSDataManager
+    from nersemble_zarr.store import IncompleteStoreWarning
+
+    store = tmp_path / "partial.zarr"
+    shutil.copytree(converted_store, store)
+    p, s = nvs_sequence(store)
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    images = root[f"nvs/{p:03d}/{s}/images"]
+    unfinished = "222200038"
+    images.update_attributes({"complete_cameras": [c for c in images.attrs["complete_cameras"] if c != unfinished]})
+    zarr.consolidate_metadata(str(store))
+
+    with pytest.warns(IncompleteStoreWarning, match=unfinished):
+        ds = open_sequence(store, bm.NVS, p, s)
+    assert unfinished not in ds.camera.values.tolist()
+    assert ds.sizes["camera"] == len(bm.NVS_BENCHMARK.train_serials) - 1
+    dm = NVSDataManager(store, p)
+    assert unfinished not in dm.list_serials(s) and not dm.has_video(s, unfinished)
+    with pytest.raises(KeyError, match=f"no video of camera {unfinished}"):
+        dm.load_image(s, unfinished, 0)
