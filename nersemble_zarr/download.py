@@ -289,6 +289,7 @@ class Downloader:
         self._inflight: set[Any] = set()
         self._lock = threading.Lock()
         self._abort = threading.Event()
+        self._head_unreachable = threading.Event()
         self._denied: str | None = None
         self._bar: _Progress | None = None
 
@@ -316,6 +317,7 @@ class Downloader:
         """
         start = time.monotonic()
         report = DownloadReport(self.benchmark, self.root)
+        self._head_unreachable.clear()
         todo: list[str] = []
         present: list[str] = []
         for rel in dict.fromkeys(rel_paths):
@@ -460,11 +462,15 @@ class Downloader:
 
         if self._abort.is_set():
             raise _Aborted()
+        if self._head_unreachable.is_set():
+            return None
         try:
             with self._client() as session:
                 resp = session.head(self._url(rel), timeout=self.timeout, allow_redirects=True)
         except requests.RequestException:
-            return None  # the GET will retry and report
+            # the GETs retry with backoff and report; the other HEADs would only wait for the same failure
+            self._head_unreachable.set()
+            return None
         with resp:
             if resp.status_code in (401, 403):
                 raise _Denied(resp.status_code)
