@@ -367,8 +367,11 @@ def test_convert_writes_to_s3_through_fsspec(sample_root: Path, converted_store:
     try:
         host, port = server.get_host_and_port()
         opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"}}
+        import boto3
+
+        boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="bucket")
         fs = s3fs.S3FileSystem(**opts)
-        fs.mkdir("bucket")
         url = "s3://bucket/sample.zarr"
         seqs = ["EXP-1-head", "FREE"]
         report = convert_benchmark(sample_root, url, benchmarks="mono_flame_avatar", sequences=seqs, progress=False,
