@@ -447,7 +447,7 @@ class Downloader:
                 self._free.append(session)
 
     def _url(self, rel: str) -> str:
-        return f"{self.base_url}/{quote(rel)}"
+        return f"{self.base_url}/{quote(rel, safe='/+')}"  # "+" literal, as the official toolkit sends it
 
     def _head_present(self, rel: str) -> int | None:
         """Server size of a file already present locally (None: unknown or gone from the server: keep it)."""
