@@ -138,6 +138,18 @@ def test_selection_rejects_unknown_asset_participant_and_timestep_naming_them():
                             metadata=_nvs_metadata([3, 4, 5]))
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--assets", "images,depth"], "unknown asset 'depth'"), (["-p", "388,999"], "participant 999 is not in the nvs"),
+     (["--pointcloud-frames", "all,3"], "expected integers")],
+    ids=["asset", "participant", "pointcloud-frames"],
+)
+def test_invalid_selection_is_one_line_error_before_any_request(server, tmp_path, args, message):
+    r = _cli([str(tmp_path / "raw"), NVS, *args], server.url, tmp_path)
+    assert r.returncode in (1, 2) and message in r.stderr and "Traceback" not in r.stderr
+    assert server.requests == [] and not (tmp_path / "raw").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # The command end to end
 # --------------------------------------------------------------------------------------------
