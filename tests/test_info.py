@@ -1,0 +1,63 @@
+"""`nersemble-zarr info`: the tree, sizes, codecs and completeness of a store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import zarr
+from click.testing import CliRunner
+
+from nersemble_zarr import benchmark as bm
+from nersemble_zarr import schema
+from nersemble_zarr.cli.main import cli
+from nersemble_zarr.info import InfoError, store_info
+
+
+def test_info_shows_benchmark_participant_sequence_tree_with_contents_and_codec(converted_store: Path):
+    result = CliRunner().invoke(cli, ["info", str(converted_store)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    lines = out.splitlines()
+    assert "complete" in lines[0] and "on disk" in lines[0]
+    glasses = next(line for line in lines if "GLASSES" in line)
+    assert "13 cam × " in glasses and "images [lossless blosc-lz4-5]" in glasses and "alpha [lossless]" in glasses
+    assert "clouds" in glasses and glasses.rstrip().endswith("complete")
+    free = next(line for line in lines if "FREE (test)" in line)
+    assert "tracking v1,v2" in free and "cam" not in free
+    assert any(line.startswith("nvs/") for line in lines) and any(line.strip().startswith("388/") for line in lines)
+
+
+def test_info_json_has_bytes_on_disk_equal_to_the_files(converted_store: Path):
+    result = CliRunner().invoke(cli, ["info", str(converted_store), "--json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    on_disk = sum(p.stat().st_size for p in converted_store.rglob("*") if p.is_file())
+    assert d["bytes"] == on_disk and d["complete"] is True
+    nvs = next(b for b in d["benchmarks"] if b["name"] == bm.NVS)
+    seq = nvs["participants"][0]["sequences"][0]
+    assert seq["cameras"] == 13 and seq["codec"]["kind"] == "lossless" and seq["pointclouds"] >= 1
+    assert 0 < seq["bytes"] < d["bytes"]
+
+
+def test_info_reports_units_without_completion_marker_as_incomplete(converted_store: Path, tmp_path: Path):
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(converted_store, store)
+    arr = zarr.open_array(store, path=f"{schema.sequence_group(bm.NVS, 388, 'GLASSES')}/{schema.ALPHA}", mode="r+")
+    arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: arr.attrs[schema.COMPLETE_CAMERAS_ATTR][2:]})
+    group = zarr.open_group(store, path=schema.tracking_group(bm.MONO, 393, "FREE", 1), mode="r+")
+    group.update_attributes({schema.COMPLETE_ATTR: False})
+    info = store_info(store)
+    assert not info.complete
+    result = CliRunner().invoke(cli, ["info", str(store)])
+    assert "INCOMPLETE" in result.output.splitlines()[0]
+    assert "alpha of 2/13 cameras" in result.output and "tracking v1" in result.output
+
+
+def test_info_on_a_path_without_a_store_is_a_one_line_error(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "nothing.zarr")])
+    assert result.exit_code != 0 and isinstance(result.exception, InfoError)
+    zarr.open_group(tmp_path / "plain.zarr", mode="w")
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "plain.zarr")])
+    assert isinstance(result.exception, InfoError) and "not written by nersemble-zarr" in str(result.exception)
