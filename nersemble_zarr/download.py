@@ -570,6 +570,9 @@ class Downloader:
                 raise _Restart(f"server rejected resuming at byte {offset} (HTTP 416): the file got shorter")
             if status in (408, 429) or status >= 500:
                 raise _Transient(f"HTTP {status}")
+            encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise _Permanent(f"server sent the file {encoding}-encoded although asked for identity")
             length = resp.headers.get("Content-Length")
             length = int(length) if length and length.isdigit() else None
             if status == 200:
