@@ -56,7 +56,7 @@ def download(
     """Download BENCHMARK (nvs | mono_flame_avatar) into RAW/BENCHMARK/ in the official layout.
 
     The access URL comes from $NERSEMBLE_BENCHMARK_URL or ~/.config/nersemble_benchmark/.env and is
-    never printed. metadata.json is always fetched first and kept. Files are written as <name>.part
+    never printed. metadata.json is fetched first (once) and kept. Files are written as <name>.part
     and renamed once complete; rerunning the same command skips complete files and resumes partial
     ones. Exits with status 1 if any file failed.
     """
