@@ -160,3 +160,19 @@ def test_directory_instead_of_file_is_named(tmp_path):
     with pytest.raises(RawFormatError, match=rf"{d}: expected a video file"):
         probe_video(d)
     shutil.rmtree(d)
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), "
+         "1100x1604 [SAR 1:1 DAR 275:401], 581 kb/s, 73 fps, 73 tbr, 18688 tbn (default)", ("h264", "yuv420p", 1100, 1604, 73.0)),
+        ("  Stream #0:0: Video: hevc (Main) (hvc1 / 0x31637668), yuv420p10le(tv), 512x512, 24.30 fps, 24.30 tbr, 12k tbn",
+         ("hevc", "yuv420p10le", 512, 512, 24.3)),
+        ("  Stream #0:1: Video: mpeg4 (Simple Profile), yuv420p, 64x48, 30 tbr, 30 tbn", ("mpeg4", "yuv420p", 64, 48, 30.0)),
+    ],
+)
+def test_stream_line_parsing_handles_nested_commas_and_missing_fps(line, expected):
+    from nersemble_zarr.raw.video import _parse_stream_line
+
+    assert _parse_stream_line("x.mp4", "[info] Input #0, mov,mp4, from 'x.mp4':\n[info] " + line) == expected

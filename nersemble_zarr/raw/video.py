@@ -112,14 +112,15 @@ def _parse_stream_line(path: str, log: str) -> tuple[str, str, int, int, float]:
         codec = fields[0].split()[0]
         pix_fmt = fields[1].split("(")[0].strip() if len(fields) > 1 else ""
         width = height = 0
-        fps = 0.0
+        rates: dict[str, float] = {}
         for f in fields[1:]:
             size = re.match(r"(\d+)x(\d+)\b", f)
             if size and not width:
                 width, height = int(size.group(1)), int(size.group(2))
-            rate = re.match(r"([\d.]+)(k?) fps\b", f)
+            rate = re.match(r"([\d.]+)(k?) (fps|tbr)\b", f)
             if rate:
-                fps = float(rate.group(1)) * (1000 if rate.group(2) else 1)
+                rates[rate.group(3)] = float(rate.group(1)) * (1000 if rate.group(2) else 1)
+        fps = rates.get("fps", rates.get("tbr", 0.0))  # average rate; tbr when the container has none
         if width <= 0 or height <= 0:
             raise RawFormatError(path, f"could not read the frame size of the video stream from ffmpeg: {line.strip()!r}")
         return codec, pix_fmt, width, height, fps
