@@ -26,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nersemble_zarr.flame import FlameProvider, load_flame_parameters  # noqa: E402
 from nersemble_zarr.flame_model import FlameModel  # noqa: E402
@@ -117,45 +118,42 @@ def main() -> None:
         _peak_memory_child(args._child[0], int(args._child[1]), int(args._child[2]))
         return
 
+    from harness import Harness
+
+    chunks = [int(c) for c in args.chunks.split(",")]
+    h = Harness(
+        "flame" if args.device == "cpu" else f"flame_{args.device.split(':')[0]}",
+        description=f"all FLAME vertices of a T={args.timesteps} sequence: batched/chunked vs the official-style "
+                    "per-timestep loop (batch 1); peak_extra_mib = RSS growth during the forward (fresh process)",
+        params={"timesteps": args.timesteps, "device": args.device, "torch_threads": torch.get_num_threads(),
+                "repeats": args.repeats, "chunk_sizes": chunks},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         model_path = write_synthetic_flame_model(tmp)
         model = FlameModel.load(model_path, device=args.device)
         sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
         tracking = synthetic_flame_tracking(args.timesteps, seed=0)
-        chunks = [int(c) for c in args.chunks.split(",")]
-
-        ref = official_style_loop(model, tracking)
-        loop_s = median_seconds(lambda: official_style_loop(model, tracking), args.baseline_repeats, sync)
-        rows = []
+        refs: list[np.ndarray] = []
+        loop = [median_seconds(lambda: refs.append(official_style_loop(model, tracking)), 1, sync)
+                for _ in range(args.baseline_repeats)]
+        h.add("official-style loop (batch 1)", loop, group=args.device, items=args.timesteps, unit="timestep", baseline=True)
         for chunk in chunks:
             provider = FlameProvider(tracking, model, chunk_size=chunk)
-            result = provider.vertices()
-            err = float(np.abs(result - ref).max())
-            secs = median_seconds(provider.vertices, args.repeats if chunk > 1 else 1, sync)
+            err = float(np.abs(provider.vertices() - refs[0]).max())
+            secs = [median_seconds(provider.vertices, 1, sync) for _ in range(args.repeats if chunk > 1 else 1)]
             mem = None
             if args.device == "cpu":
                 child = subprocess.run(
                     [sys.executable, __file__, "--_child", str(model_path), str(args.timesteps), str(chunk)],
                     capture_output=True, text=True, check=True,
                 )
-                mem = json.loads(child.stdout.strip().splitlines()[-1])["peak_extra_mib"]
-            rows.append({"chunk_size": chunk, "seconds": secs, "speedup_vs_loop": loop_s / secs,
-                         "timesteps_per_s": args.timesteps / secs, "peak_extra_mib": mem, "max_abs_diff_m": err})
-
-    print(f"FLAME vertices, T={args.timesteps}, device={args.device}, torch threads={torch.get_num_threads()}")
-    print(f"baseline: official-style per-timestep loop (batch 1): {loop_s:.2f} s ({args.timesteps / loop_s:.0f} timesteps/s)")
-    print(f"{'chunk':>6} {'seconds':>8} {'speedup':>8} {'steps/s':>9} {'peak MiB':>9} {'max |diff| m':>13}")
-    for r in rows:
-        mem = f"{r['peak_extra_mib']:9.1f}" if r["peak_extra_mib"] is not None else f"{'-':>9}"
-        print(f"{r['chunk_size']:>6} {r['seconds']:8.3f} {r['speedup_vs_loop']:7.1f}x {r['timesteps_per_s']:9.0f} {mem} "
-              f"{r['max_abs_diff_m']:13.2e}")
-    out = ROOT / "benchmarks" / "results" / ("flame.json" if args.device == "cpu" else f"flame_{args.device.split(':')[0]}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "timesteps": args.timesteps, "device": args.device, "torch_threads": torch.get_num_threads(),
-        "baseline": "official-style per-timestep loop (batch 1)", "baseline_seconds": loop_s, "rows": rows,
-    }, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+                mem = round(json.loads(child.stdout.strip().splitlines()[-1])["peak_extra_mib"], 1)
+            h.add(f"FlameProvider.vertices(), chunk_size={chunk}", secs, group=args.device, items=args.timesteps,
+                  unit="timestep", peak_extra_mib=mem, max_abs_diff_vs_loop_m=err,
+                  note=f"peak +{mem} MiB" if mem is not None else "")
+    h.finish()
+    for c in h.cases[1:]:
+        print(f"  {c.label}: peak +{c.extra['peak_extra_mib']} MiB, max |diff| vs loop {c.extra['max_abs_diff_vs_loop_m']:.1e} m")
 
 
 if __name__ == "__main__":
