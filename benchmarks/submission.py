@@ -18,8 +18,6 @@ For one NVS video (1100x1604, 73 fps) and one mono video (512x512, 24.3 fps):
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -33,6 +31,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Harness  # noqa: E402
 
 from nersemble_zarr.benchmark import MONO, NVS, get_benchmark  # noqa: E402
 from nersemble_zarr.raw import ffmpeg_exe  # noqa: E402
@@ -62,17 +63,16 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict[str, float]]:
-    """Median wall and CPU seconds of each function, the runs interleaved so they share the machine's load."""
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds of every run of each function, the runs interleaved so they share the load."""
+    out: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             c0, t0 = _cpu_seconds(), time.perf_counter()
             fn()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(_cpu_seconds() - c0)
-    return {k: {"wall_s": statistics.median(wall[k]), "cpu_s": statistics.median(cpu[k])} for k in fns}
+            out[name]["wall"].append(time.perf_counter() - t0)
+            out[name]["cpu"].append(_cpu_seconds() - c0)
+    return out
 
 
 def bare_ffmpeg(raw: Path, out: Path, width: int, height: int, fps: float) -> None:
@@ -130,15 +130,17 @@ def main() -> None:
     ap.add_argument("--frames-nvs", type=int, default=24, help="T for the NVS video (memory test uses T and 2T)")
     ap.add_argument("--frames-mono", type=int, default=96, help="T for the mono video")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "submission.json")
     args = ap.parse_args()
 
-    results = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()}, "videos": {}}
-    rows = []
+    h = Harness("submission", description="SubmissionWriter vs bare ffmpeg -crf 14 (time), ours vs official (peak RSS)",
+                params={"frames_nvs": args.frames_nvs, "frames_mono": args.frames_mono, "repeats": args.repeats})
+    memory: dict[str, dict] = {}
+    summary = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for benchmark, n in ((NVS, args.frames_nvs), (MONO, args.frames_mono)):
             b = get_benchmark(benchmark)
+            group = f"{benchmark} {b.width}x{b.height}, {n} frames"
             frames = render_like(0, n, b.height, b.width)
             raw = tmp / "frames.raw"
             frames.tofile(raw)
@@ -146,33 +148,27 @@ def main() -> None:
                 "bare": lambda: bare_ffmpeg(raw, tmp / "bare.mp4", b.width, b.height, b.fps),
                 "ours": lambda: ours(frames, benchmark, tmp / "ours.zip"),
             }, args.repeats)
-            t_base, t_ours = t["bare"]["wall_s"], t["ours"]["wall_s"]
             raw.unlink()
             del frames
-            rss = {how: [peak_rss_mb(benchmark, m, how, tmp) for m in (n, 2 * n)] for how in ("ours", "official")}
-            res = {
-                "frames": n, "width": b.width, "height": b.height,
-                "bare_ffmpeg_s": t_base, "ours_s": t_ours, "time_ratio": t_ours / t_base,
-                "bare_ffmpeg_cpu_s": t["bare"]["cpu_s"], "ours_cpu_s": t["ours"]["cpu_s"],
-                "cpu_ratio": t["ours"]["cpu_s"] / t["bare"]["cpu_s"],
-                "ours_fps": n / t_ours, "bare_ffmpeg_fps": n / t_base,
-                "peak_rss_mb": {how: {"T": v[0], "2T": v[1]} for how, v in rss.items()},
-                "rss_growth_2T_over_T": {how: v[1] / v[0] for how, v in rss.items()},
-            }
-            results["videos"][benchmark] = res
-            rows.append(res | {"benchmark": benchmark})
-
-    print(f"{'video':<26} {'T':>4} {'bare s':>7} {'ours s':>7} {'ratio':>6} {'cpu ratio':>9}   "
-          f"{'RSS T/2T MB (ours)':>19} {'growth':>6}   {'RSS T/2T MB (official)':>23} {'growth':>6}")
-    for r in rows:
-        o, f = r["peak_rss_mb"]["ours"], r["peak_rss_mb"]["official"]
-        print(f"{r['benchmark'] + ' ' + str(r['width']) + 'x' + str(r['height']):<26} {r['frames']:>4} "
-              f"{r['bare_ffmpeg_s']:>7.2f} {r['ours_s']:>7.2f} {r['time_ratio']:>6.2f} {r['cpu_ratio']:>9.2f}   "
-              f"{o['T']:>9.0f} / {o['2T']:>6.0f} {r['rss_growth_2T_over_T']['ours']:>6.2f}   "
-              f"{f['T']:>11.0f} / {f['2T']:>8.0f} {r['rss_growth_2T_over_T']['official']:>6.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+            cpu_ratio = statistics.median(t["ours"]["cpu"]) / statistics.median(t["bare"]["cpu"])
+            h.add("bare ffmpeg -crf 14 (raw file -> mp4)", t["bare"]["wall"], group=group, items=n, unit="frame",
+                  baseline=True, cpu_s=t["bare"]["cpu"])
+            h.add("SubmissionWriter (numpy -> staged mp4 -> zip)", t["ours"]["wall"], group=group, items=n,
+                  unit="frame", cpu_s=t["ours"]["cpu"], cpu_ratio=cpu_ratio)
+            rss = {how: {"T": peak_rss_mb(benchmark, n, how, tmp), "2T": peak_rss_mb(benchmark, 2 * n, how, tmp)}
+                   for how in ("ours", "official")}
+            for v in rss.values():
+                v["growth_2T_over_T"] = v["2T"] / v["T"]
+            memory[benchmark] = {"frames_T": n, **rss}
+            summary.append((group, cpu_ratio, rss))
+    h.params["peak_rss_mb"] = memory
+    h.finish()
+    print(f"\n{'video':<36} {'cpu ratio':>9}   {'RSS T / 2T MB (ours)':>20} {'growth':>6}   "
+          f"{'RSS T / 2T MB (official)':>24} {'growth':>6}")
+    for group, cpu_ratio, rss in summary:
+        o, f = rss["ours"], rss["official"]
+        print(f"{group:<36} {cpu_ratio:>9.2f}   {o['T']:>10.0f} / {o['2T']:>7.0f} {o['growth_2T_over_T']:>6.2f}   "
+              f"{f['T']:>14.0f} / {f['2T']:>7.0f} {f['growth_2T_over_T']:>6.2f}")
 
 
 if __name__ == "__main__":
