@@ -566,6 +566,12 @@ def generate_sample(
                 f"{out} holds a sample made with {previous}, not {params}: choose another folder or delete it first"
             )
     else:
+        existing = [n for n in BENCHMARK_NAMES if (out / n).exists()]
+        if existing:
+            raise SampleError(
+                f"{out} already holds {', '.join(existing)} data not made by this generator: refusing to mix "
+                f"generated files into it; choose an empty folder"
+            )
         params_file.write_text(json.dumps(params) + "\n")
     writer = _Writer(out)
 
@@ -586,8 +592,8 @@ def generate_sample(
                             root + tracking_path(p, seq, version),
                             lambda path, s=seq, n=n, v=version, p=p: write_tracking(path, _tracking(seed, p, s, n, v)),
                         )
-                if b.is_test_sequence(p, seq) and name == MONO:
-                    continue
+                if seq not in b.video_sequences(p):
+                    continue  # mono test sequences: tracking only, as released
                 if b.has_pointclouds:
                     rots, transl = _head_poses(seed, name, p, seq, n)
                     base = _head_points(seed, p, seq, max(400, round(60000 * scale**2)))

@@ -180,6 +180,13 @@ def test_rerun_with_other_arguments_is_refused(tmp_path):
         generate_sample(tmp_path / "s", benchmarks=(NVS,), frames=3, pointclouds="first")
 
 
+def test_a_folder_with_other_benchmark_data_is_never_mixed_into(tmp_path):
+    (tmp_path / "raw" / NVS / "388").mkdir(parents=True)
+    with pytest.raises(SampleError, match=r"already holds nvs data not made by this generator"):
+        generate_sample(tmp_path / "raw", benchmarks=(NVS,), frames=2)
+    assert not (tmp_path / "raw" / NVS / "metadata.json").exists()
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
