@@ -84,7 +84,11 @@ def submit(
                    "[default: all]")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
               help="Also write the report as JSON to this file ('-' for stdout, instead of the table).")
-def validate(zip_path: str, benchmark: str, metadata: str | None, participants: tuple[int, ...], json_out: str | None) -> None:
+@click.option("--progress/--no-progress", default=True, help="Show videos checked, rate and ETA on stderr.")
+def validate(
+    zip_path: str, benchmark: str, metadata: str | None, participants: tuple[int, ...], json_out: str | None,
+    progress: bool,
+) -> None:
     """Check a BENCHMARK submission ZIP offline, decoding every video; exit code 1 on any problem.
 
     Checks: every expected video present, no extra files or foreign folders, no absolute/'..'
@@ -93,7 +97,9 @@ def validate(zip_path: str, benchmark: str, metadata: str | None, participants: 
     """
     from nersemble_zarr.validate import format_report, validate_submission
 
-    report = validate_submission(zip_path, benchmark, metadata=metadata, participants=participants or None)
+    report = validate_submission(
+        zip_path, benchmark, metadata=metadata, participants=participants or None, progress=progress
+    )
     if json_out == "-":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

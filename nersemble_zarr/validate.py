@@ -190,6 +190,7 @@ def validate_submission(
     *,
     metadata: str | os.PathLike | Mapping | None = None,
     participants: Iterable[int] | None = None,
+    progress: bool = False,
 ) -> ValidationReport:
     """Check a submission zip offline; see the module docstring for what is checked.
 
@@ -202,6 +203,7 @@ def validate_submission(
         participants: Restrict the expected videos to these participants (a partial submission,
             or a test). Entries of other scored participants are then skipped with a warning;
             everything else (paths, extra files, directories) is still checked for the whole zip.
+        progress: Show a progress bar over the expected videos (done, rate, ETA) on stderr.
 
     Returns a :class:`ValidationReport`; raises :class:`SubmissionError` only for a missing
     ``zip_path`` or an unknown participant in ``participants``.
@@ -273,7 +275,14 @@ def validate_submission(
                 Problem(str(path), "not_checked", f"{skipped} videos of participants outside {scope} were not checked")
             )
 
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(expected), unit="video", desc="validating", dynamic_ncols=True)
         for name, key in sorted(expected.items()):
+            if bar is not None:
+                bar.update(1)
             video = VideoReport(name, *key, present=name in present)
             if counts is not None:
                 video.expected_frames = counts.get((key[0], key[1]))
@@ -298,6 +307,8 @@ def validate_submission(
                 report.warnings.append(Problem(name, "crf", "no x264 settings found: cannot tell the crf"))
             video.ok = not problems
             report.problems.extend(problems)
+        if bar is not None:
+            bar.close()
 
     if counts is None:
         by_sequence: dict[tuple[int, str], list[VideoReport]] = defaultdict(list)

@@ -214,7 +214,7 @@ def test_validate_command_prints_a_table_and_fails_on_problems(good_zip, tmp_pat
     assert FREE_37 in ok.output and "OK:" in ok.output and "frame counts not checked" in ok.output
 
     bad = rezip(good_zip, tmp_path / "z.zip", drop={FREE_37}, add=[("readme.txt", b"hi")])
-    result = runner.invoke(cli, ["validate", str(bad), MONO, "-p", "393", "--json", "-"])
+    result = runner.invoke(cli, ["validate", str(bad), MONO, "-p", "393", "--json", "-", "--no-progress"])
     assert result.exit_code == 1
     report = json.loads(result.output)
     assert report["ok"] is False
