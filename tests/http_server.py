@@ -103,7 +103,7 @@ class FileServer:
         class Handler(_Handler):
             owner = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -128,6 +128,11 @@ class FileServer:
                     fault.times -= 1
                 return fault
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    # the default listen backlog of 5 drops SYNs when 16 clients connect at once (TCP retries after 1 s)
+    request_queue_size = 128
 
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
