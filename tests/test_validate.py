@@ -242,3 +242,17 @@ def test_nvs_submission_at_full_resolution_passes_and_padded_width_fails(tmp_pat
     report = validate_submission(tmp_path / "bad.zip", NVS, metadata=metadata, participants=[388])
     assert report.kinds() == {"resolution"}
     assert "expected 1100x1604 (width x height), found 1104x1604" in report.problems[0].message
+
+
+def test_console_script_exits_1_on_an_invalid_zip_and_names_a_missing_one(tmp_path):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("nersemble-zarr")
+    bad = tmp_path / "z.zip"
+    bad.write_bytes(b"not a zip")
+    proc = subprocess.run([str(exe), "validate", str(bad), MONO, "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "[not_a_zip]" in proc.stdout
+    proc = subprocess.run([str(exe), "validate", str(tmp_path / "none.zip"), MONO], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: {tmp_path / 'none.zip'}: submission zip not found"
