@@ -49,6 +49,7 @@ class FileServer:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     replace_on_get: dict[str, bytes] = field(default_factory=dict)
     honour_if_range: bool = True  # False: serve ranges regardless of If-Range (like servers without it)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # extra response headers per path
     latency: float = 0.0  # seconds before each answer (benchmarks: a distant server)
     rate: float | None = None  # bytes/s per response (benchmarks: a per-connection bandwidth limit)
 
@@ -197,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", etag)
+        for name, value in owner.headers.get(rel, {}).items():
+            self.send_header(name, value)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()

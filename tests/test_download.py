@@ -329,6 +329,14 @@ def test_file_changed_on_server_during_download_restarts_cleanly(server, tree, t
     assert statuses[0] == 200 and statuses[-1] == 200  # restarted from byte 0
 
 
+def test_content_encoded_body_is_refused_not_saved(server, tmp_path):
+    rel = _video("images", 6)
+    server.headers[f"{NVS}/{rel}"] = {"Content-Encoding": "gzip"}
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert "gzip-encoded" in report.failed[rel] and len(server.gets(f"{NVS}/{rel}")) == 1  # not retried
+    assert not (tmp_path / "raw" / NVS / rel).exists()
+
+
 def test_missing_file_is_reported_not_on_server_and_exit_code_zero(server, tree, tmp_path):
     missing = _video("alpha_maps", 7)
     del server.files[f"{NVS}/{missing}"]
