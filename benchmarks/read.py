@@ -15,10 +15,8 @@ All ratios are against baselines measured in the same run on the same videos:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _media import write_head_videos  # noqa: E402
+from harness import Harness  # noqa: E402
 
 from nersemble_zarr import benchmark as bm  # noqa: E402
 from nersemble_zarr.raw import CameraParams, iter_frames, read_frame, write_camera_params, write_metadata  # noqa: E402
@@ -61,21 +60,21 @@ def build_raw(root: Path, rgb: Path, alpha: Path, n_cameras: int, n_frames: int)
     return p, s, serials
 
 
-def per_call(fn, calls: list, repeats: int = 1) -> float:
-    """Median seconds of ``fn(*args)`` over ``calls`` (each repeated ``repeats`` times)."""
+def per_call(fn, calls: list) -> list[float]:
+    """Seconds of each ``fn(*args)`` over ``calls``."""
     times = []
-    for args in calls * repeats:
+    for args in calls:
         t0 = time.perf_counter()
         fn(*args)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cameras", type=int, default=4, help="train cameras in the sequence (max 13)")
     ap.add_argument("--frames", type=int, default=60, help="frames per video")
-    ap.add_argument("--reads", type=int, default=12, help="random frame reads per store API")
+    ap.add_argument("--reads", type=int, default=30, help="random frame reads per store API")
     ap.add_argument("--baseline-reads", type=int, default=5, help="random frame reads with the mp4 baseline (slow)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
@@ -90,8 +89,11 @@ def main() -> None:
     from nersemble_zarr.downscale import downscale_store
     from nersemble_zarr.torch_dataset import FrameDataset
 
+    h = Harness("read", description=__doc__.split("\n")[0], params={
+        "cameras": args.cameras, "frames": args.frames, "height": 1604, "width": 1100, "reads": args.reads,
+        "baseline_reads": args.baseline_reads,
+    })
     work = Path(tempfile.mkdtemp(prefix="bench-read-"))
-    res: dict = {"cameras": args.cameras, "frames": args.frames, "height": 1604, "width": 1100, "cores": os.cpu_count()}
     try:
         rgb, alpha = write_head_videos(work / "src", args.frames)
         p, s, serials = build_raw(work / "raw", rgb, alpha, args.cameras, args.frames)
@@ -101,82 +103,66 @@ def main() -> None:
         picks = [(int(rng.integers(len(serials))), int(rng.integers(args.frames))) for _ in range(args.reads)]
         videos = {x: str(work / "raw" / bm.NVS / bm.video_path(p, s, x)) for x in serials}
 
-        # --- random frame reads --------------------------------------------------------------
+        # --- random frame reads: one (camera, timestep) at a time, in a random order ------------
+        group = "random frame read"
         base_picks = [(videos[serials[c]], t) for c, t in picks[: args.baseline_reads]]
-        t_base = per_call(read_frame, base_picks)
+        h.add("mp4 open + decode to the frame (read_frame)", per_call(read_frame, base_picks), group=group,
+              items=1, unit="frame", baseline=True)
         ds = open_sequence(store, bm.NVS, p, s)
-        t_xr = per_call(lambda c, t: ds.images.isel(camera=c, timestep=t).values, picks)
+        h.add("xarray Dataset.isel().values", per_call(lambda c, t: ds.images.isel(camera=c, timestep=t).values, picks),
+              group=group, items=1, unit="frame")
         dm = NVSDataManager(store, p)
-        t_dm = per_call(lambda c, t: dm.load_image(s, serials[c], t, as_uint8=True), picks)
-        t_dm_float = per_call(lambda c, t: dm.load_image(s, serials[c], t), picks)
+        h.add("data manager load_image(as_uint8=True)",
+              per_call(lambda c, t: dm.load_image(s, serials[c], t, as_uint8=True), picks), group=group, items=1, unit="frame")
+        h.add("data manager load_image (float64 / 255.)",
+              per_call(lambda c, t: dm.load_image(s, serials[c], t), picks), group=group, items=1, unit="frame")
         tds = FrameDataset(store, bm.NVS)
-        n_t = args.frames
-        t_torch = per_call(lambda c, t: tds[c * n_t + t], picks)
+        h.add("torch FrameDataset item (frame + alpha)", per_call(lambda c, t: tds[c * args.frames + t], picks),
+              group=group, items=1, unit="frame")
         arr = zarr.open_group(str(store), mode="r")[f"nvs/{p:03d}/{s}/images"]
-        t_zarr = per_call(lambda c, t: arr[c, t], picks)
-        # a cold open included: what a one-off script pays
-        t_cold = per_call(lambda c, t: NVSDataManager(store, p).load_image(s, serials[c], t, as_uint8=True), picks[:4])
-        res["random_read_ms"] = {
-            "mp4 open+decode (read_frame)": t_base * 1e3,
-            "xarray Dataset.isel().values": t_xr * 1e3,
-            "data manager load_image(as_uint8)": t_dm * 1e3,
-            "data manager load_image (float64)": t_dm_float * 1e3,
-            "torch FrameDataset item (+alpha)": t_torch * 1e3,
-            "zarr array[c, t]": t_zarr * 1e3,
-            "data manager, fresh open each read": t_cold * 1e3,
-        }
-        res["random_read_speedup_vs_mp4"] = {k: t_base / (v / 1e3) for k, v in res["random_read_ms"].items()}
+        h.add("zarr array[c, t]", per_call(lambda c, t: arr[c, t], picks), group=group, items=1, unit="frame")
+        h.add("data manager incl. a fresh open per read",
+              per_call(lambda c, t: NVSDataManager(store, p).load_image(s, serials[c], t, as_uint8=True), picks[:4]),
+              group=group, items=1, unit="frame")
 
-        # --- whole-sequence scan ---------------------------------------------------------------
-        t0 = time.perf_counter()
-        for x in serials:
-            for _ in iter_frames(videos[x]):
-                pass
-        t_decode = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        with dask.config.set(scheduler="threads"):
-            maxima = open_sequence(store, bm.NVS, p, s).images.max(dim=("height", "width", "rgb")).compute()
-        t_dask = time.perf_counter() - t0
-        assert maxima.shape == (len(serials), args.frames)
+        # --- scanning the whole sequence --------------------------------------------------------
         n_frames = len(serials) * args.frames
-        res["scan"] = {
-            "frames": n_frames,
-            "mp4 sequential decode fps": n_frames / t_decode,
-            "dask threads fps": n_frames / t_dask,
-            "speedup": t_decode / t_dask,
-        }
 
-        # --- downscale and DataLoader ------------------------------------------------------------
+        def decode_all() -> None:
+            for x in serials:
+                for _ in iter_frames(videos[x]):
+                    pass
+
+        def dask_scan() -> None:
+            with dask.config.set(scheduler="threads"):
+                maxima = open_sequence(store, bm.NVS, p, s).images.max(dim=("height", "width", "rgb")).compute()
+            assert maxima.shape == (len(serials), args.frames)
+
+        h.time("sequential mp4 decode (iter_frames)", decode_all, group="scan all cameras x frames", repeats=1,
+               items=n_frames, unit="frame", baseline=True)
+        h.time("dask threads over the store", dask_scan, group="scan all cameras x frames", repeats=2,
+               items=n_frames, unit="frame")
+
+        # --- downscale and DataLoader -------------------------------------------------------------
         report = downscale_store(store, [2], progress=False)
-        res["downscale_level2_fps"] = report.frames / report.seconds
-        res["dataloader_samples_per_s"] = {}
+        h.add("downscale --factor 2 (dask threads)", [report.seconds], group="downscale", items=report.frames,
+              unit="frame")
         for level in (1, 2):
             ds_level = FrameDataset(store, bm.NVS, level=level)
-            loader = DataLoader(ds_level, batch_size=8, shuffle=True, num_workers=2,
-                                generator=torch.Generator().manual_seed(0), persistent_workers=False)
-            t0 = time.perf_counter()
-            n = sum(batch["image"].shape[0] for batch in loader)
-            res["dataloader_samples_per_s"][f"level {level}"] = n / (time.perf_counter() - t0)
+
+            def epoch(ds_level=ds_level) -> None:
+                loader = DataLoader(ds_level, batch_size=8, shuffle=True, num_workers=2,
+                                    generator=torch.Generator().manual_seed(0))
+                assert sum(batch["image"].shape[0] for batch in loader) == len(ds_level)
+
+            h.time(f"DataLoader 2 workers, batch 8, shuffled, level {level}", epoch, group="DataLoader",
+                   repeats=1, items=len(ds_level), unit="sample", baseline=level == 1)
     finally:
         if args.keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-
-    print(f"\nreading a {args.cameras}-camera x {args.frames}-frame NVS sequence at 1604x1100 ({res['cores']} cores)\n")
-    print(f"{'random frame read':42s} {'ms':>9s} {'vs mp4':>9s}")
-    for name, ms in res["random_read_ms"].items():
-        print(f"{name:42s} {ms:9.2f} {res['random_read_speedup_vs_mp4'][name]:8.1f}x")
-    sc = res["scan"]
-    print(f"\nscan {sc['frames']} frames: mp4 decode {sc['mp4 sequential decode fps']:.1f} fps, dask "
-          f"{sc['dask threads fps']:.1f} fps -> {sc['speedup']:.2f}x")
-    print(f"downscale to level 2: {res['downscale_level2_fps']:.1f} frames/s")
-    for name, v in res["dataloader_samples_per_s"].items():
-        print(f"DataLoader (2 workers, batch 8, shuffled) {name}: {v:.1f} samples/s")
-    out = Path(__file__).resolve().parent / "results" / "read.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    h.finish()
 
 
 if __name__ == "__main__":

@@ -257,3 +257,19 @@ def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted
     assert unfinished not in dm.list_serials(s) and not dm.has_video(s, unfinished)
     with pytest.raises(KeyError, match=f"no video of camera {unfinished}"):
         dm.load_image(s, unfinished, 0)
+
+
+def test_pointcloud_of_one_timestep_equals_the_pcd_file(converted_store: Path, sample_root: Path) -> None:
+    from nersemble_zarr.raw import read_pcd
+    from nersemble_zarr.store import pointcloud
+
+    p, s = nvs_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.NVS, p, s)
+    t = int(ds.cloud_timestep.values[-1])
+    cloud = read_pcd(sample_root / bm.NVS / bm.pointcloud_path(p, s, t))
+    got = pointcloud(ds, t)
+    np.testing.assert_array_equal(got.points.values, cloud.points)
+    np.testing.assert_array_equal(got.colors.values, cloud.colors)
+    assert got.points.dtype == np.float32 and got.colors.dtype == np.uint8
+    with pytest.raises(StoreReadError, match="no point cloud at timestep 100000"):
+        pointcloud(ds, 100000)
