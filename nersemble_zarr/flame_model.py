@@ -153,7 +153,7 @@ def safe_load_pickle(data: bytes, source: str) -> Any:
         obj = _RestrictedUnpickler(io.BytesIO(data), source).load()
     except FlameModelError:
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+    except Exception as e:  # truncated or corrupt streams raise anything from EOFError to struct.error
         raise FlameModelError(
             f"{source}: not a readable pickle ({len(data)} bytes; truncated or corrupt: {type(e).__name__}: {e})"
         ) from None

@@ -239,12 +239,16 @@ def _pose_directions(vertices: np.ndarray, parts: dict[str, slice], rng: np.rand
 
 
 class _FakeCh:
-    """Pickles as ``chumpy.ch.Ch`` with chumpy's terminal state layout (the array in ``x``)."""
+    """Pickles as ``chumpy.ch.Ch`` with the state chumpy's ``Ch.__getstate__`` writes (``__dict__`` without
+    the weak-reference caches): the array in ``x`` plus chumpy's bookkeeping attributes."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self.x = x
-        self._dirty_vars = set()
+        self._dirty_vars = {"x"}
         self._itr = None
+        self._make_dense = False
+        self._make_sparse = False
+        self._depends_on_deps = {}
+        self.x = x
 
     @classmethod
     def wrap(cls, array: np.ndarray) -> "_FakeCh":
