@@ -275,10 +275,17 @@ class FlameProvider:
         )
         return m[0].numpy()
 
-    def apply_model_to_world_transformation(self, points: np.ndarray | torch.Tensor, timestep: int) -> np.ndarray:
-        """Model-space points ``(..., 3)`` → world space with timestep ``timestep``'s transform, as float32 numpy."""
+    def apply_model_to_world_transformation(self, points: np.ndarray | torch.Tensor, timestep: int) -> np.ndarray | torch.Tensor:
+        """Model-space points ``(..., 3)`` → world space with timestep ``timestep``'s transform.
+
+        A tensor (e.g. the official ``(B, V, 3)``) comes back as a tensor of its dtype and device; anything
+        else as float32 numpy.
+        """
         m = self.get_model_to_world_transformation(timestep)
-        pts = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+        if isinstance(points, torch.Tensor):
+            mt = torch.as_tensor(m, dtype=points.dtype, device=points.device)
+            return points @ mt[:3, :3].T + mt[:3, 3]
+        pts = np.asarray(points, dtype=np.float64)
         return (pts @ m[:3, :3].T + m[:3, 3]).astype(np.float32)
 
 

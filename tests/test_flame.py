@@ -126,6 +126,9 @@ def test_model_to_world_transformation_maps_model_space_to_the_vertices(model, t
     p = load_flame_parameters(tracking).select([t])
     model_space = model.forward(p.shape, p.expression, p.neck, p.jaw, p.eyes)[0].numpy()  # no rotation: model space
     np.testing.assert_allclose(provider.apply_model_to_world_transformation(model_space, t), provider.get_vertices(t), atol=1e-6)
+    as_tensor = provider.apply_model_to_world_transformation(torch.from_numpy(model_space)[None], t)  # official: (B, V, 3) tensor
+    assert isinstance(as_tensor, torch.Tensor) and as_tensor.shape == (1, 5023, 3) and as_tensor.dtype == torch.float32
+    np.testing.assert_allclose(as_tensor[0].numpy(), provider.get_vertices(t), atol=1e-6)
 
 
 def test_every_tracking_source_gives_the_same_vertices(model, tracking, tmp_path) -> None:
