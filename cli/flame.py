@@ -19,11 +19,12 @@ import click
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=64,
               help="Frames per stored chunk of vertices (and per parallel task).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128,
-              help="Timesteps per batched FLAME evaluation; bounds memory (~1 MB per timestep).")
+              help="Timesteps per batched FLAME evaluation within a chunk; bounds memory (~1 MB per timestep).")
+@click.option("--device", default="cpu", help="Torch device the forward runs on (cpu, cuda, cuda:1, ...).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
 def flame(
     store: str, flame_model: Path | None, tracking_version: str, workers: int | None, frames_per_chunk: int,
-    batch_size: int, no_progress: bool,
+    batch_size: int, device: str, no_progress: bool,
 ) -> None:
     """Write FLAME vertices for every sequence with tracking (train and test) into STORE.
 
@@ -35,7 +36,7 @@ def flame(
     from nersemble_zarr.flame import write_flame_to_store
     from nersemble_zarr.flame_model import FlameModel
 
-    model = FlameModel.load(flame_model)
+    model = FlameModel.load(flame_model, device=device)
     summary = write_flame_to_store(
         store, model, version=int(tracking_version), workers=workers, frames_per_chunk=frames_per_chunk,
         chunk_size=batch_size, progress=not no_progress,

@@ -649,7 +649,11 @@ class FlameModel:
         landmarks: LandmarkEmbedding | None = None,
     ) -> None:
         self.arrays = arrays
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+            torch.empty(0, device=self.device)
+        except (RuntimeError, AssertionError) as e:
+            raise FlameModelError(f"torch device {str(device)!r} is not usable here: {e}") from None
         self.dtype = dtype
         self.landmark_embedding = landmarks
         as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=self.device)  # noqa: E731

@@ -183,3 +183,8 @@ def test_parameters_select_keeps_frames_aligned(tracking) -> None:
     sub = p.select(slice(2, 4))
     np.testing.assert_array_equal(sub.frames, tracking.frames[2:4])
     np.testing.assert_array_equal(sub.expression, tracking.expression[2:4])
+
+
+def test_an_unusable_device_is_a_clear_error(model) -> None:
+    with pytest.raises(FlameModelError, match="torch device 'bogus' is not usable here"):
+        FlameModel(model.arrays, device="bogus")
