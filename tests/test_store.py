@@ -273,3 +273,39 @@ def test_pointcloud_of_one_timestep_equals_the_pcd_file(converted_store: Path, s
     assert got.points.dtype == np.float32 and got.colors.dtype == np.uint8
     with pytest.raises(StoreReadError, match="no point cloud at timestep 100000"):
         pointcloud(ds, 100000)
+
+
+@pytest.mark.slow
+def test_s3_store_reads_the_same_through_every_api(converted_store: Path) -> None:
+    """A real S3 client stack (s3fs, botocore, HTTP) against moto's server on 127.0.0.1."""
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    from nersemble_zarr import NVSDataManager
+    from nersemble_zarr.torch_dataset import FrameDataset
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="bucket")
+        s3fs.S3FileSystem(**opts).put(str(converted_store), "bucket/store.zarr", recursive=True)
+        url = "s3://bucket/store.zarr"
+        p, s = nvs_sequence(converted_store)
+
+        local = open_sequence(converted_store, bm.NVS, p, s)
+        remote = open_sequence(url, bm.NVS, p, s, storage_options=opts)
+        np.testing.assert_array_equal(remote.images.isel(camera=2, timestep=3).values, local.images.isel(camera=2, timestep=3).values)
+        np.testing.assert_array_equal(remote.world_2_cam.values, local.world_2_cam.values)
+        assert f"/nvs/{p:03d}/{s}" in open_store(url, storage_options=opts).groups
+        serial = str(local.camera.values[0])
+        dm = NVSDataManager(url, p, storage_options=opts)
+        np.testing.assert_array_equal(dm.load_alpha_map(s, serial, 1)[..., 0], local.alpha.sel(camera=serial, timestep=1).values)
+        item = FrameDataset(url, bm.NVS, cameras=[serial], storage_options=opts)[1]
+        np.testing.assert_array_equal(item["image"].numpy(), local.images.sel(camera=serial, timestep=1).values)
+    finally:
+        server.stop()
