@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -58,6 +59,12 @@ def build_raw(root: Path, rgb: Path, alpha: Path, n_cameras: int, n_frames: int)
     return videos
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children (the ffmpeg decoders)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -84,9 +91,13 @@ def main() -> None:
                 for _ in iter_frames(v, alpha="alpha_maps" in str(v)):
                     pass
 
+        c0 = cpu_seconds()
         t_decode = median_time(decode_all, 1)
+        decode_cpu = (cpu_seconds() - c0) / all_frames
         decode_fps = all_frames / t_decode
         results["decode_fps"] = decode_fps
+        results["decode_cpu_ms_per_frame"] = 1000 * decode_cpu
+        results["load_average_1min"] = os.getloadavg()[0]
 
         def run(store: Path, **kw) -> float:
             shutil.rmtree(store, ignore_errors=True)
@@ -98,10 +109,21 @@ def main() -> None:
                 raise SystemExit(f"convert wrote {report.frames} frames, expected {all_frames}:\n{report.summary()}")
             return dt
 
+        from distributed import Client, LocalCluster
+
         rows = []
-        for label, kw in (("threads (default)", {}), ("1 dask worker", {"workers": 1}), ("2 dask workers", {"workers": 2})):
-            dt = run(work / "s.zarr", **kw)
-            rows.append({"mode": label, "seconds": dt, "fps": all_frames / dt, "vs_decode": all_frames / dt / decode_fps})
+        c0 = cpu_seconds()
+        dt = run(work / "s.zarr")
+        convert_cpu = (cpu_seconds() - c0) / all_frames
+        rows.append({"mode": "threads (default)", "seconds": dt, "fps": all_frames / dt, "vs_decode": all_frames / dt / decode_fps})
+        results["convert_cpu_ms_per_frame"] = 1000 * convert_cpu
+        for n in (1, 2):
+            # cluster start-up (seconds, once per convert run) is left out: this compares conversion speed
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                              silence_logs=40) as cluster, Client(cluster) as client:
+                dt = run(work / "s.zarr", scheduler=client)
+            rows.append({"mode": f"{n} dask worker{'s' if n > 1 else ''}", "seconds": dt, "fps": all_frames / dt,
+                         "vs_decode": all_frames / dt / decode_fps})
         results["convert"] = rows
 
         lossless = work / "s.zarr"
@@ -138,9 +160,12 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"convert {args.cameras} cameras x (images + alpha) x {args.frames} frames at 1604x1100")
-    print(f"  pure sequential decode: {decode_fps:.1f} frames/s (baseline)")
+    print(f"  pure sequential decode: {decode_fps:.1f} frames/s (baseline), {results['decode_cpu_ms_per_frame']:.1f} ms CPU/frame")
     for r in results["convert"]:
         print(f"  {r['mode']:<20} {r['fps']:7.1f} frames/s  {r['vs_decode']:.2f}x decode")
+    print(f"  CPU per frame: convert {results['convert_cpu_ms_per_frame']:.1f} ms vs decode "
+          f"{results['decode_cpu_ms_per_frame']:.1f} ms -> {results['decode_cpu_ms_per_frame'] / results['convert_cpu_ms_per_frame']:.2f}x "
+          f"(the throughput ratio on an otherwise idle, CPU-bound machine); load average {results['load_average_1min']:.1f}")
     one, two = results["convert"][1]["fps"], results["convert"][2]["fps"]
     print(f"  2 workers vs 1: {two / one:.2f}x")
     s = results["bytes_per_frame"]

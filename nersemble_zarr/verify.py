@@ -206,7 +206,7 @@ def verify_store(
     benchmarks: Sequence[str] | str | None = None,
     participants: Sequence[int] | None = None,
     sequences: Sequence[str] | None = None,
-    min_psnr: float = 40.0,
+    min_psnr: float = 35.0,
     workers: int | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> VerifyReport:
