@@ -37,7 +37,7 @@ from .flame_model import (
 
 __all__ = [
     "FlameModel", "FlameModelError", "FlameParameters", "FlameProvider", "FlameStoreSummary",
-    "flame_group", "flame_vertices", "load_flame_parameters", "write_flame_to_store",
+    "flame_group", "flame_vertices", "load_flame_parameters", "open_flame_meshes", "write_flame_to_store",
 ]
 
 # store layout of the evaluated meshes
@@ -543,18 +543,65 @@ def _write_flame(
             groups.append(group)
             summary.written.append(path)
             summary.frames_written += n
+        if groups:  # the consolidated copy must not keep saying "complete" for groups being rewritten
+            _consolidate(zstore)
         if tasks:
             dask.compute(*tasks, scheduler="threads", num_workers=workers or os.cpu_count() or 1)
         for group in groups:  # completion last, after every chunk of the sequence is on the store
             group.update_attributes({schema.COMPLETE_ATTR: True})
     finally:
         bar.close()
-    with warnings.catch_warnings():  # consolidated metadata is part of our store schema (DESIGN §2)
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(zstore)
+    _consolidate(zstore)
     return summary
 
 
+def _consolidate(zstore: Any) -> None:
+    import zarr
+
+    with warnings.catch_warnings():  # consolidated metadata is part of our store schema (DESIGN §2)
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(zstore)
+
+
+
+
+def open_flame_meshes(
+    store: Any,
+    benchmark: str,
+    participant: int,
+    sequence: str,
+    version: int = schema.CURRENT_TRACKING_VERSION,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> Any:
+    """The meshes ``nersemble-zarr flame`` wrote for one sequence, as a lazy ``xarray.Dataset``.
+
+    ``vertices (frame, vertex, xyz) float32`` (metres, world coordinates; dask, one chunk per stored chunk),
+    coordinate ``frame`` (video frame index) and ``faces (face, corner) int32``. Raises
+    :class:`NersembleZarrError` if the sequence's meshes are missing or not completely written.
+    """
+    import xarray as xr
+    import zarr
+
+    from .store import as_zarr_store
+
+    zstore = as_zarr_store(store, storage_options=storage_options)
+    path = flame_group(benchmark, participant, sequence, version)
+    where = f"{benchmark} participant {participant} sequence {sequence!r}"
+    try:  # the group's own attrs, not the consolidated copy, which a killed run leaves stale
+        group = zarr.open_group(zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
+        group = None
+    if group is None or not group.attrs.get(schema.COMPLETE_ATTR, False):
+        state = "not completely written" if group is not None else "not in the store"
+        raise NersembleZarrError(
+            f"{where}: FLAME meshes v{version} ({path}/) are {state}; run 'nersemble-zarr flame STORE --flame-model PATH"
+            f"{'' if version == schema.CURRENT_TRACKING_VERSION else f' --tracking-version {version}'}'"
+        )
+    ds = xr.open_dataset(zstore, engine="zarr", group=path, chunks={}, consolidated=False, zarr_format=3)
+    faces = zarr.open_array(zstore, path=faces_array_path(benchmark), mode="r", zarr_format=3)
+    ds["faces"] = (FACES_DIMS, faces[...], dict(faces.attrs))
+    return ds
 
 
 def _write_faces(root: Any, benchmark: str, model: FlameModel, model_attrs: dict[str, Any]) -> None:

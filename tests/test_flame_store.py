@@ -202,3 +202,20 @@ def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Pa
         np.testing.assert_array_equal(stored["frame"].values, provider.frames)
         lazy = flame_vertices(open_sequence(store, MONO, participant, sequence), flame_model=model)
         np.testing.assert_allclose(lazy.compute(), provider.vertices(), atol=1e-6)
+
+
+def test_open_flame_meshes_returns_vertices_and_faces_and_refuses_unfinished(store: Path, model: FlameModel) -> None:
+    from nersemble_zarr.errors import NersembleZarrError
+    from nersemble_zarr.flame import open_flame_meshes
+
+    participant, sequence, n = SEQUENCES[0]
+    with pytest.raises(NersembleZarrError, match=r"FLAME meshes v2 .* not in the store; run 'nersemble-zarr flame"):
+        open_flame_meshes(store, MONO, participant, sequence)
+    write_flame_to_store(store, model, progress=False)
+    ds = open_flame_meshes(store, MONO, participant, sequence)
+    assert ds["vertices"].dims == ("frame", "vertex", "xyz") and ds["vertices"].chunks[0] == (64, n - 64)
+    np.testing.assert_array_equal(ds["faces"].values, model.faces)
+    np.testing.assert_array_equal(ds["vertices"].values, _vertices(store, participant, sequence))
+    zarr.open_group(store, mode="r+", path=flame_group(MONO, participant, sequence, 2)).update_attributes({schema.COMPLETE_ATTR: False})
+    with pytest.raises(NersembleZarrError, match="not completely written"):
+        open_flame_meshes(store, MONO, participant, sequence)
