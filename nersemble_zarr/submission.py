@@ -37,12 +37,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .benchmark import Benchmark, get_benchmark, participant_dir, submission_video_path
+from .benchmark import MONO, NVS, Benchmark, get_benchmark, participant_dir, submission_video_path
 from .errors import NersembleZarrError
 
 __all__ = [
     "SubmissionError",
     "SubmissionWriter",
+    "NVSSubmissionDataWriter",
+    "MonoFlameAvatarSubmissionDataWriter",
     "VideoKey",
     "load_frame_counts",
     "find_renders",
@@ -668,6 +670,20 @@ class SubmissionWriter:
     def __del__(self) -> None:
         if getattr(self, "_lock_fd", None) is not None:
             self._unlock()
+
+
+class NVSSubmissionDataWriter(SubmissionWriter):
+    """Drop-in for the official ``NVSSubmissionDataWriter(zip_path)``: a :class:`SubmissionWriter` for ``"nvs"``."""
+
+    def __init__(self, zip_path: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(zip_path, NVS, **kwargs)
+
+
+class MonoFlameAvatarSubmissionDataWriter(SubmissionWriter):
+    """Drop-in for the official ``MonoFlameAvatarSubmissionDataWriter(zip_path)`` (``"mono_flame_avatar"``)."""
+
+    def __init__(self, zip_path: str | os.PathLike, **kwargs: Any) -> None:
+        super().__init__(zip_path, MONO, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -471,3 +471,16 @@ def test_renders_from_a_converted_sample_store_round_trip_with_store_metadata(tm
         decoded = decode_member(target, name, tmp_path)
         assert decoded.shape == expected.shape
         assert min(psnr(a, b) for a, b in zip(decoded, expected)) >= 40
+
+
+def test_official_writer_names_are_drop_ins(tmp_path, mono_frames):
+    from nersemble_zarr.submission import MonoFlameAvatarSubmissionDataWriter, NVSSubmissionDataWriter
+
+    with MonoFlameAvatarSubmissionDataWriter(tmp_path / "m.zip") as w:
+        w.add_video(393, "FREE", "222200037", list(mono_frames[(393, "FREE")]))
+    with zipfile.ZipFile(tmp_path / "m.zip") as zf:
+        assert zf.namelist() == [submission_video_path(393, "FREE", "222200037")]
+    with NVSSubmissionDataWriter(tmp_path / "n.zip", finalize=False) as w:
+        assert w.benchmark is NVS_BENCHMARK
+        with pytest.raises(SubmissionError, match="expected frames of shape \\(T, 1604, 1100, 3\\)"):
+            w.add_video(388, "GLASSES", "222200046", mono_frames[(393, "FREE")])
