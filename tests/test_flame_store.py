@@ -219,3 +219,40 @@ def test_open_flame_meshes_returns_vertices_and_faces_and_refuses_unfinished(sto
     zarr.open_group(store, mode="r+", path=flame_group(MONO, participant, sequence, 2)).update_attributes({schema.COMPLETE_ATTR: False})
     with pytest.raises(NersembleZarrError, match="not completely written"):
         open_flame_meshes(store, MONO, participant, sequence)
+
+
+@pytest.mark.slow
+def test_flame_command_killed_midway_resumes_to_the_same_vertices(tmp_path: Path, flame_model_path: Path, model: FlameModel) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from nersemble_zarr.errors import NersembleZarrError
+    from nersemble_zarr.flame import open_flame_meshes
+
+    participant, sequence, n = 404, "EXP-2-eyes", 1000
+    store = tmp_path / "store.zarr"
+    root = zarr.open_group(store, mode="w", zarr_format=3)
+    _write_tracking_group(root, participant, sequence, 2, _tracking(participant, sequence, n, 2))
+    exe = Path(sys.executable).with_name("nersemble-zarr")
+    cmd = [str(exe), "flame", str(store), "--flame-model", str(flame_model_path), "--workers", "1", "--frames-per-chunk", "8", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    chunks = store / flame_group(MONO, participant, sequence, 2) / "vertices" / "c"
+    try:
+        while proc.poll() is None and len(list(chunks.glob("*/*/*"))) < 3:  # observe progress on disk, then kill
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    written = len(list(chunks.glob("*/*/*")))
+    assert 3 <= written < n // 8
+    with pytest.raises(NersembleZarrError, match="not completely written"):
+        open_flame_meshes(store, MONO, participant, sequence)
+    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    lazy = flame_vertices(zarr.open_group(store, mode="r", path=schema.tracking_group(MONO, participant, sequence, 2)),
+                          flame_model=model, frames_per_chunk=8)
+    np.testing.assert_array_equal(open_flame_meshes(store, MONO, participant, sequence)["vertices"].values, lazy.compute())
