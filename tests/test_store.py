@@ -309,3 +309,24 @@ def test_s3_store_reads_the_same_through_every_api(converted_store: Path) -> Non
         np.testing.assert_array_equal(item["image"].numpy(), local.images.sel(camera=serial, timestep=1).values)
     finally:
         server.stop()
+
+
+def test_tracking_whose_frames_differ_from_the_video_keeps_its_own_frame_dim(converted_store: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import zarr
+
+    store = tmp_path / "shifted.zarr"
+    shutil.copytree(converted_store, store)
+    p, s = mono_train_sequence(store)
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    frame = root[f"mono_flame_avatar/{p:03d}/{s}/tracking_v2/frame"]
+    shifted = frame[:] * 2 + 1  # e.g. tracking of every other frame: not the video timesteps
+    frame[:] = shifted
+    zarr.consolidate_metadata(str(store))
+
+    ds = open_sequence(store, bm.MONO, p, s)
+    assert ds.expression.dims == ("frame", "expression_coeff")
+    np.testing.assert_array_equal(ds.frame.values, shifted)
+    assert ds.images.dims[:2] == ("camera", "timestep")
+    np.testing.assert_array_equal(ds.timestep.values, np.arange(ds.sizes["timestep"]))
