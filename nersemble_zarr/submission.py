@@ -708,7 +708,13 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
     import zarr
 
     b = get_benchmark(benchmark)
-    group = renders if isinstance(renders, zarr.Group) else zarr.open_group(os.fspath(renders), mode="r")
+    if isinstance(renders, zarr.Group):
+        group = renders
+    else:
+        try:
+            group = zarr.open_group(os.fspath(renders), mode="r")
+        except Exception as e:  # missing path, not a store, unreachable URL: all the user's to fix
+            raise SubmissionError(f"renders {os.fspath(renders)}: cannot open as a Zarr group ({type(e).__name__}: {e})") from None
     wanted = None if participants is None else {int(p) for p in participants}
     found: dict[VideoKey, Any] = {}
     for pid_name, pid_group in sorted(group.groups()):

@@ -484,3 +484,24 @@ def test_official_writer_names_are_drop_ins(tmp_path, mono_frames):
         assert w.benchmark is NVS_BENCHMARK
         with pytest.raises(SubmissionError, match="expected frames of shape \\(T, 1604, 1100, 3\\)"):
             w.add_video(388, "GLASSES", "222200046", mono_frames[(393, "FREE")])
+
+
+def test_zarr_arrays_and_xarray_dataarrays_are_streamed_directly(tmp_path, mono_frames):
+    import xarray as xr
+
+    frames = mono_frames[(393, "EMO-1-shout+laugh")]  # 5 frames
+    stored = zarr.create_array(tmp_path / "r.zarr", data=frames, chunks=(1, 512, 512, 3), shards=(2, 512, 512, 3))
+    labelled = xr.DataArray(da.from_array(frames, chunks=(3, 512, 512, 3)), dims=("timestep", "height", "width", "rgb"))
+    target = tmp_path / "s.zip"
+    with SubmissionWriter(target, MONO, metadata=MONO_METADATA) as w:
+        w.add_video(393, "EMO-1-shout+laugh", "222200037", stored)
+        w.add_video(393, "EMO-1-shout+laugh", "222200046", labelled)
+    for serial in ("222200037", "222200046"):
+        decoded = decode_member(target, submission_video_path(393, "EMO-1-shout+laugh", serial), tmp_path)
+        assert decoded.shape == frames.shape and min(psnr(a, b) for a, b in zip(decoded, frames)) >= 40
+
+
+def test_submit_names_a_renders_path_that_is_no_store(tmp_path):
+    with pytest.raises(SubmissionError, match="renders .*nowhere.zarr: cannot open as a Zarr group"):
+        write_submission(tmp_path / "nowhere.zarr", MONO, tmp_path / "s.zip")
+    assert not (tmp_path / "s.zip").exists()
