@@ -228,6 +228,7 @@ def test_exception_inside_the_writer_leaves_no_zip_and_keeps_finished_videos_sta
     assert not target.exists()
     with SubmissionWriter(target, MONO, mode="a") as w2:
         assert w2.videos() == [(393, "FREE", "222200037")]
+        assert len(w2.missing()) == len(MONO_BENCHMARK.submission_keys()) - 1
     with zipfile.ZipFile(target) as zf:
         assert zf.namelist() == [submission_video_path(393, "FREE", "222200037")]
 
@@ -271,12 +272,12 @@ def test_sigkilled_writer_leaves_no_zip_and_a_rerun_resumes_to_the_same_zip(tmp_
     target = tmp_path / "killed.zip"
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, str(target), str(tmp_path / "frames.npy")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
         assert proc.stdout.readline().strip() == "mid-write"
     finally:
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the writer and its ffmpeg, as a batch system kills a job
         proc.wait()
     assert not target.exists()
     staging = target.with_name("killed.zip.partial")
