@@ -647,7 +647,11 @@ class SubmissionWriter:
             tmp.unlink(missing_ok=True)
             raise
         self._unlock()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        # move the folder out of the way in one step, then delete: whatever might still write into it
+        # (an orphaned ffmpeg of a killed run) cannot leave a marker-less staging folder behind
+        trash = self.staging.with_name(f".{self.staging.name}.{secrets.token_hex(4)}.done")
+        os.rename(self.staging, trash)
+        shutil.rmtree(trash, ignore_errors=True)
         self._closed = True
         return self.zip_path
 
