@@ -68,8 +68,9 @@ def submit(
 
     with zipfile.ZipFile(result) as zf:
         n_videos = len(zf.infolist())
-    size_mb = result.stat().st_size / 1e6
-    click.echo(f"encoded {len(encoded)} videos; wrote {result} ({size_mb:.1f} MB) with {n_videos}/{n_scored} scored videos")
+    size = result.stat().st_size
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    click.echo(f"encoded {len(encoded)} videos; wrote {result} ({shown}) with {n_videos}/{n_scored} scored videos")
     if n_videos < n_scored:
         click.echo(f"the submission is incomplete: run `nersemble-zarr validate {result} {benchmark}` to list what is missing")
 
