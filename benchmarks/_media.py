@@ -8,7 +8,6 @@ range, and they go through a real H.264 encode/decode like the released videos.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +50,3 @@ def write_head_videos(folder: Path, n_frames: int, height: int = 1604, width: in
             w_alpha.write(np.repeat(alpha[..., None], 3, axis=-1))
     return rgb_path, alpha_path
 
-
-def median_time(fn, repeats: int = 3) -> float:
-    """Median wall seconds of ``fn()`` over ``repeats`` runs."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))

@@ -22,7 +22,8 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _media import median_time, write_head_videos  # noqa: E402
+from _media import write_head_videos  # noqa: E402
+from harness import machine_info, median_time  # noqa: E402
 
 import nersemble_zarr  # noqa: E402,F401  registers the JPEG codec
 from nersemble_zarr.codecs import JpegCodec  # noqa: E402
@@ -112,7 +113,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "frames": args.frames, "height": 1604, "width": 1100, "mp4_bytes_per_frame": mp4_bytes,
-        "images": rows, "alpha": alpha_rows, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "images": rows, "alpha": alpha_rows, "machine": machine_info(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }, indent=2))
     print(f"wrote {out}")
 

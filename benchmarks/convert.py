@@ -26,7 +26,8 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _media import median_time, write_head_videos  # noqa: E402
+from _media import write_head_videos  # noqa: E402
+from harness import machine_info, median_time  # noqa: E402
 
 import nersemble_zarr  # noqa: E402,F401
 from nersemble_zarr import benchmark as bm  # noqa: E402
@@ -178,6 +179,7 @@ def main() -> None:
     print(f"random read of frame {rr['frame']}: read_frame {rr['mp4_read_frame_ms']:.0f} ms, store {rr['store_ms']:.1f} ms "
           f"-> {rr['speedup']:.0f}x faster")
     results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results["machine"] = machine_info()
     out = Path(__file__).resolve().parent / "results" / "convert.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -247,8 +247,8 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
     frame_shape = (task.height, task.width) if alpha else (task.height, task.width, 3)
     t = 0
     r = 0
-    buf = np.empty((runs[0][1] - runs[0][0], *frame_shape), np.uint8)
-    with _ShardWriter(arr, task.camera_index, on_frames) as writer:
+    with _ShardWriter(arr, task.camera_index, on_frames, (runs[0][1] - runs[0][0], *frame_shape)) as writer:
+        buf = writer.buffer()
         for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
             if t >= t_total:
                 raise RawFormatError(task.source, f"expected {t_total} frames, the decoder returned more")
@@ -256,23 +256,25 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
             buf[t - t0] = frame
             t += 1
             if t == t1:
-                writer.submit(t0, t1, buf[: t1 - t0])  # one whole shard, compressed while decoding goes on
+                writer.submit(t0, t1, buf)  # one whole shard, compressed while decoding goes on
                 r += 1
-                if r < len(runs):
-                    buf = np.empty((runs[r][1] - runs[r][0], *frame_shape), np.uint8)
+                buf = writer.buffer()
     if t != t_total:
         raise RawFormatError(task.source, f"expected {t_total} frames, decoded {t}")
     return t_total
 
 
 class _ShardWriter:
-    """Writes whole shards ``arr[camera, t0:t1] = frames`` in a background thread, one at a time,
-    at most one shard queued (bounded memory). Errors surface on the next submit or on exit."""
+    """Writes whole shards ``arr[camera, t0:t1] = buffer[:t1 - t0]`` in a background thread, one at
+    a time, at most one shard queued: at most three shard buffers of ``buffer_shape`` exist (filling,
+    queued, writing) and are reused. Errors surface on the next submit or on exit."""
 
-    def __init__(self, arr: Any, camera_index: int, on_frames: Callable[[int], None]) -> None:
+    def __init__(self, arr: Any, camera_index: int, on_frames: Callable[[int], None], buffer_shape: tuple[int, ...]) -> None:
         self._arr = arr
         self._camera = camera_index
         self._on_frames = on_frames
+        self._buffer_shape = buffer_shape
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
@@ -285,20 +287,29 @@ class _ShardWriter:
                 return
             if self._error is not None:
                 continue  # drain: the consumer learns of the error and stops
-            t0, t1, frames = item
+            t0, t1, buf = item
             try:
-                self._arr[self._camera, t0:t1] = frames
+                self._arr[self._camera, t0:t1] = buf[: t1 - t0]
                 self._on_frames(t1 - t0)
             except BaseException as e:  # noqa: BLE001  re-raised in the task
                 self._error = e
+            self._free.put(buf)
+
+    def buffer(self) -> np.ndarray:
+        """A shard buffer to fill (reused once written: no fresh pages per shard)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return np.empty(self._buffer_shape, np.uint8)
 
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
 
-    def submit(self, t0: int, t1: int, frames: np.ndarray) -> None:
+    def submit(self, t0: int, t1: int, buf: np.ndarray) -> None:
+        """Queue ``buf[:t1 - t0]`` as timesteps ``t0:t1``; ``buf`` must not be touched afterwards."""
         self._check()
-        self._queue.put((t0, t1, frames))
+        self._queue.put((t0, t1, buf))
 
     def __enter__(self) -> "_ShardWriter":
         return self
@@ -717,10 +728,14 @@ def _run_tasks(
     if workers is None and scheduler is None:
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        with ThreadPoolExecutor(max_workers=_default_threads(), thread_name_prefix="convert") as pool:
+        pool = ThreadPoolExecutor(max_workers=_default_threads(), thread_name_prefix="convert")
+        try:
             futures = {pool.submit(run_task, t, progress.frames): t for t in tasks}
             for fut in as_completed(futures):
                 on_result(futures[fut], fut.result())
+        finally:
+            # on Ctrl-C: units not started yet are dropped (a rerun does them), running ones finish
+            pool.shutdown(wait=True, cancel_futures=True)
         return
 
     from distributed import Client, LocalCluster, as_completed as dask_as_completed
