@@ -15,6 +15,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 from click.testing import CliRunner
 
@@ -367,15 +368,18 @@ def write_renders_store(path: Path, frames: dict[tuple[int, str], np.ndarray]) -
     root = zarr.open_group(path, mode="w")
     expected = {}
     for i, ((p, s), f) in enumerate(frames.items()):
-        seq = root.require_group(f"{p:03d}/{s}")
         serials = MONO_BENCHMARK.evaluation_serials
         if i % 2 == 0:  # one array per camera
+            seq = root.require_group(f"{p:03d}/{s}")
             for serial in serials:
                 seq.create_array(serial, data=f, chunks=(1, 512, 512, 3))
-        else:  # an xarray-style dataset: images (camera, T, H, W, 3) + camera coordinate
-            seq.create_array("images", data=np.stack([f] * len(serials)), chunks=(1, 2, 512, 512, 3),
-                             dimension_names=("camera", "timestep", "height", "width", "rgb"))
-            seq.create_array("camera", shape=(len(serials),), dtype=str, dimension_names=("camera",))[...] = np.array(serials, dtype=object)
+        else:  # an xarray Dataset per sequence: images (camera, T, H, W, 3) with a camera coordinate
+            ds = xr.Dataset(
+                {"images": (("camera", "timestep", "height", "width", "rgb"), np.stack([f] * len(serials)))},
+                coords={"camera": np.array(serials, dtype=object)},
+            )
+            ds.to_zarr(path, group=f"{p:03d}/{s}", zarr_format=3, consolidated=False,
+                       encoding={"images": {"chunks": (1, 2, 512, 512, 3)}})
         for serial in serials:
             expected[submission_video_path(p, s, serial)] = f
     return expected
@@ -488,8 +492,6 @@ def test_official_writer_names_are_drop_ins(tmp_path, mono_frames):
 
 
 def test_zarr_arrays_and_xarray_dataarrays_are_streamed_directly(tmp_path, mono_frames):
-    import xarray as xr
-
     frames = mono_frames[(393, "EMO-1-shout+laugh")]  # 5 frames
     stored = zarr.create_array(tmp_path / "r.zarr", data=frames, chunks=(1, 512, 512, 3), shards=(2, 512, 512, 3))
     labelled = xr.DataArray(da.from_array(frames, chunks=(3, 512, 512, 3)), dims=("timestep", "height", "width", "rgb"))
