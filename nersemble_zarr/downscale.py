@@ -3,7 +3,8 @@
 Level ``f`` of a sequence lives in its child group ``level_<f>/`` (:func:`schema.level_group_name`):
 ``images (camera, timestep, height_<f>, width_<f>, rgb) uint8``, ``alpha (camera, timestep,
 height_<f>, width_<f>) uint8`` and ``intrinsics (camera, k_row, k_col) float64``, sharded like the
-full-resolution arrays (one frame per inner chunk). Group attrs record ``factor``, ``scale`` (1/f),
+full-resolution arrays (one frame per inner chunk) and encoded with the same image codec (a JPEG
+store gets JPEG levels; alpha is always lossless). Group attrs record ``factor``, ``scale`` (1/f),
 the method and ``complete`` (written last).
 
 Area average, defined exactly: output pixel ``(i, j)`` is the mean of input pixels
@@ -28,6 +29,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -138,15 +140,16 @@ class _Unit:
     camera: int
     t0: int
     t1: int
+    factor: int
 
 
-def _shard_task(zstore: Any, seq_path: str, unit: _Unit, factor: int) -> int:
+def _shard_task(zstore: Any, seq_path: str, unit: _Unit) -> int:
     import zarr
 
     src = zarr.open_array(zstore, path=f"{seq_path}/{unit.array}", mode="r", zarr_format=3)
     dst = zarr.open_array(zstore, path=f"{unit.level_path}/{unit.array}", mode="r+", zarr_format=3)
     block = src[unit.camera : unit.camera + 1, unit.t0 : unit.t1]
-    dst[unit.camera : unit.camera + 1, unit.t0 : unit.t1] = area_average(block, factor, axes=(2, 3))
+    dst[unit.camera : unit.camera + 1, unit.t0 : unit.t1] = area_average(block, unit.factor, axes=(2, 3))
     return unit.t1 - unit.t0
 
 
@@ -337,7 +340,7 @@ def _downscale_locked(
                     continue
                 for t0, t1 in runs:
                     for name in (schema.IMAGES, schema.ALPHA):
-                        units.append(_Unit(level_path, name, c, t0, t1))
+                        units.append(_Unit(level_path, name, c, t0, t1, f))
                         pending[(level_path, c)] = pending.get((level_path, c), 0) + 1
 
     total_frames = sum(u.t1 - u.t0 for u in units if u.array == schema.IMAGES)
@@ -348,7 +351,7 @@ def _downscale_locked(
         bar = tqdm(total=total_frames, unit="frame", desc="downscale", smoothing=0.1)
     token = f"downscale-{os.getpid()}-{time.monotonic_ns()}"
     graph = {
-        (token, i): (_shard_task, zstore, seq_of_level[u.level_path], u, int(u.level_path.rsplit("_", 1)[1]))
+        (token, i): (_shard_task, zstore, seq_of_level[u.level_path], u)
         for i, u in enumerate(units)
     }
     state = {"frames": 0}
@@ -390,7 +393,9 @@ def _downscale_locked(
             level.attrs[schema.COMPLETE_ATTR] = True
             report.written.append(level_path)
     if levels:
-        zarr.consolidate_metadata(zstore)
+        with warnings.catch_warnings():  # zarr: "consolidated metadata is not part of the v3 spec" (we rely on it)
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(zstore)
     report.frames = state["frames"]
     report.seconds = time.perf_counter() - start
     return report

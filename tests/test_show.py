@@ -16,7 +16,7 @@ from nersemble_zarr.cli.main import cli
 from nersemble_zarr.show import contact_sheet, rig_geometry
 from nersemble_zarr.store import list_participants, list_sequences
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: consolidated metadata is not in the v3 spec
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 
 
 def test_show_writes_a_contact_sheet_png_of_the_expected_size(converted_store: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from nersemble_zarr import open_sequence, open_store
 from nersemble_zarr.raw import iter_frames, read_camera_params, read_tracking
 from nersemble_zarr.store import StoreReadError, list_participants, list_sequences, select_frames
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: consolidated metadata is not in the v3 spec
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 
 
 class RecordingStore(LocalStore):

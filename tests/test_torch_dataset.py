@@ -16,7 +16,7 @@ from nersemble_zarr.raw import iter_frames, read_camera_params
 from nersemble_zarr.store import list_participants
 from nersemble_zarr.torch_dataset import FrameDataset, FrameDatasetError
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: consolidated metadata is not in the v3 spec
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 
 
 class RawTruth:
