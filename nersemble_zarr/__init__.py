@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "open_sequence": "nersemble_zarr.store",
     "NVSDataManager": "nersemble_zarr.data_manager",
     "MonoFlameAvatarDataManager": "nersemble_zarr.data_manager",
+    "FrameDataset": "nersemble_zarr.torch_dataset",
     "FlameModel": "nersemble_zarr.flame",
     "FlameProvider": "nersemble_zarr.flame",
     "SubmissionWriter": "nersemble_zarr.submission",
