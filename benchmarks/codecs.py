@@ -77,6 +77,30 @@ def measure(frames: np.ndarray, name: str, kwargs: dict, workdir: Path) -> dict:
     }
 
 
+def measure_shards(frames: np.ndarray, workdir: Path, lengths: tuple[int, ...] = (1, 8, 32, 64)) -> list[dict]:
+    """Shard length S (frames of one camera per shard) vs write/read time and objects, lossless codec."""
+    from nersemble_zarr import schema
+
+    n = max(lengths)
+    video = np.concatenate([frames] * (n // len(frames) + 1))[:n]
+    rows = []
+    for s_len in lengths:
+        path = workdir / f"shard{s_len}.zarr"
+        kwargs = schema.images_array_kwargs(1, n, *video.shape[1:3], schema.ImageCodec(), s_len)
+
+        def write() -> None:
+            arr = zarr.create_array(path, overwrite=True, **kwargs).with_config({"write_empty_chunks": True})
+            for t0, t1 in schema.shard_runs(n, s_len):
+                arr[0, t0:t1] = video[t0:t1]
+
+        write_s = median_time(write, 2)
+        read_s = float(np.median([median_time(lambda t=t: zarr.open_array(path, mode="r")[0, t], 3) for t in (0, n // 2, n - 1)]))
+        objects = sum(1 for p in (path / "c").rglob("*") if p.is_file())
+        rows.append({"shard_timesteps": s_len, "write_ms_per_frame": 1000 * write_s / n, "read_ms_per_frame": 1000 * read_s,
+                     "objects_per_100_frames": objects * 100 / n, "shard_buffer_mb": s_len * video[0].nbytes / 1e6})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=8)
@@ -91,6 +115,7 @@ def main() -> None:
         alpha_rows = [
             measure(alpha, name, kw, workdir) for name, kw in candidates().items() if not name.startswith("jpeg")
         ]
+        shard_rows = measure_shards(rgb, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     raw = rows[0]["bytes_per_frame"]
@@ -109,11 +134,16 @@ def main() -> None:
             f"{r['codec']:<26}{r['bytes_per_frame'] / 1e3:>10.1f}{araw / r['bytes_per_frame']:>7.1f}x{'':>8}"
             f"{r['write_ms_per_frame']:>10.1f}{r['read_ms_per_frame']:>9.1f}"
         )
+    print("shard length (lossless images, frames of one camera per shard):")
+    print(f"{'S':>4}{'write ms':>10}{'read ms':>9}{'objects/100 frames':>20}{'buffer MB':>11}")
+    for r in shard_rows:
+        print(f"{r['shard_timesteps']:>4}{r['write_ms_per_frame']:>10.1f}{r['read_ms_per_frame']:>9.1f}"
+              f"{r['objects_per_100_frames']:>20.1f}{r['shard_buffer_mb']:>11.0f}")
     out = Path(__file__).resolve().parent / "results" / "codecs.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "frames": args.frames, "height": 1604, "width": 1100, "mp4_bytes_per_frame": mp4_bytes,
-        "images": rows, "alpha": alpha_rows, "machine": machine_info(),
+        "images": rows, "alpha": alpha_rows, "shards": shard_rows, "machine": machine_info(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }, indent=2))
     print(f"wrote {out}")
