@@ -26,7 +26,7 @@ from typing import Any
 from .benchmark import Benchmark, get_benchmark, participant_dir, submission_video_path
 from .raw.errors import RawFormatError
 from .raw.video import VideoInfo, ffmpeg_exe, probe_video
-from .submission import SUBMISSION_CRF, SubmissionError, VideoKey, load_frame_counts, parse_submission_path
+from .submission import SUBMISSION_CRF, SubmissionError, load_frame_counts, parse_submission_path
 
 __all__ = ["Problem", "VideoReport", "ValidationReport", "validate_submission", "format_report", "PROBLEM_KINDS"]
 

@@ -11,7 +11,6 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 import pytest
