@@ -73,12 +73,16 @@ def test_items_are_the_raw_frames_with_their_calibration(converted_store: Path, 
     check_item(float_item, truth, float_images=True)
 
 
-def test_dataloader_with_two_workers_yields_every_item_correctly(converted_store: Path, sample_root: Path) -> None:
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_dataloader_with_two_workers_yields_every_item_correctly(
+    converted_store: Path, sample_root: Path, context: str
+) -> None:
     p = list_participants(converted_store, bm.NVS)[0]
     serials = list(bm.NVS_BENCHMARK.train_serials[:3])
     ds = FrameDataset(converted_store, bm.NVS, participants=[p], cameras=serials)
     _ = ds[0]  # handles opened in the parent must not leak into the workers
-    loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0),
+                        multiprocessing_context=context)
     truth = RawTruth(sample_root, bm.NVS)
     seen = []
     for batch in loader:
