@@ -21,7 +21,6 @@ videos can be added after a finalize too. Either way the result equals a single 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -36,6 +35,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per target is then the caller's promise
+    fcntl = None  # type: ignore[assignment]
 
 from .benchmark import MONO, NVS, Benchmark, get_benchmark, participant_dir, submission_video_path
 from .errors import NersembleZarrError
@@ -424,6 +428,9 @@ class SubmissionWriter:
 
     def _lock(self) -> None:
         fd = os.open(self.staging / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            self._lock_fd = fd
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
