@@ -101,10 +101,11 @@ class Task:
 
 @dataclass
 class UnitResult:
-    """Outcome of a unit: ``status`` ``"done"`` | ``"skipped"`` (already complete) | ``"failed"``."""
+    """Outcome of a unit: ``status`` ``"done"`` | ``"skipped"`` (already complete) | ``"failed"`` |
+    ``"absent"`` (an optional asset — point clouds, one tracking version — the raw folder does not hold)."""
 
     unit: Unit
-    status: Literal["done", "skipped", "failed"]
+    status: Literal["done", "skipped", "failed", "absent"]
     message: str = ""
     frames: int = 0
     seconds: float = 0.0
@@ -134,6 +135,10 @@ class ConvertReport:
         return self._with("failed")
 
     @property
+    def absent(self) -> list[UnitResult]:
+        return self._with("absent")
+
+    @property
     def ok(self) -> bool:
         return not self.failed
 
@@ -149,6 +154,10 @@ class ConvertReport:
             f"{self.store}: {len(self.done)} units converted, {len(self.skipped)} already complete, "
             f"{len(self.failed)} failed; {self.frames} frames in {self.seconds:.1f} s ({rate:.1f} frames/s)"
         ]
+        if self.absent:
+            lines.append(
+                f"not in the raw folder (optional, not converted): {', '.join(r.unit.name for r in self.absent)}"
+            )
         if self.failed:
             lines.append("failed units (rerun the same command to retry them; complete units are kept):")
             lines += [f"  {r.unit.name}: {r.message}" for r in self.failed]
@@ -634,14 +643,18 @@ def _write_coords(seq: zarr.Group, serials: Sequence[str], n_timesteps: int) -> 
 
 def _group_task(
     plan: _Plan, root: zarr.Group, loc: StoreLocation, unit: Unit, source: Path, source_rel: str, target: str,
-    overwrite: bool,
+    overwrite: bool, present: bool = True,
 ) -> None:
+    """Plan a unit that owns the group ``target``. ``present=False``: an optional asset that the raw
+    folder lacks (nothing to convert; a complete group from an earlier run is kept)."""
     try:
         complete = bool(root[target].attrs.get(schema.COMPLETE_ATTR, False))
     except KeyError:
         complete = False
     if complete and not overwrite:
         plan.results.append(UnitResult(unit, "skipped"))
+    elif not present:
+        plan.results.append(UnitResult(unit, "absent", f"{source} not found"))
     else:
         plan.tasks.append(Task(unit, loc, str(source), target, source_rel))
 
@@ -690,10 +703,11 @@ def _plan_benchmark(
                     _write_coords(seq, b.train_serials, n_timesteps)
                     _plan_video(plan, root, loc, raw_root, benchmark, p, s, n_timesteps, codec, shard_timesteps, overwrite)
             if b.has_pointclouds:
-                pc_rel = str(Path(bm.pointcloud_path(p, s, 0)).parent)
+                pc_dir = bench_dir / Path(bm.pointcloud_path(p, s, 0)).parent
                 _group_task(
-                    plan, root, loc, Unit("pointclouds", benchmark, p, s), bench_dir / pc_rel, f"{benchmark}/{pc_rel}/",
-                    schema.pointclouds_group(benchmark, p, s), overwrite,
+                    plan, root, loc, Unit("pointclouds", benchmark, p, s), pc_dir,
+                    f"{benchmark}/{pc_dir.relative_to(bench_dir).as_posix()}/", schema.pointclouds_group(benchmark, p, s),
+                    overwrite, present=pc_dir.is_dir() and any(pc_dir.glob("*.pcd")),
                 )
             if b.has_tracking:
                 for v in sorted(bm.TRACKING_FILES):
@@ -701,6 +715,7 @@ def _plan_benchmark(
                         plan, root, loc, Unit("tracking", benchmark, p, s, version=v),
                         bench_dir / bm.tracking_path(p, s, v), f"{benchmark}/{bm.tracking_path(p, s, v)}",
                         schema.tracking_group(benchmark, p, s, v), overwrite,
+                        present=(bench_dir / bm.tracking_path(p, s, v)).exists(),
                     )
 
 

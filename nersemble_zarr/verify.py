@@ -269,13 +269,15 @@ def verify_store(
                             ))
                 if b.has_pointclouds:
                     folder = bench_dir / Path(bm.pointcloud_path(p, s, 0)).parent
-                    if folder.is_dir():
+                    if folder.is_dir() and any(folder.glob("*.pcd")):
                         report.checks.append(_verify_group(
                             root, schema.pointclouds_group(name, p, s), f"{seq_name} pointclouds",
                             _compare_pointclouds(folder, name, p, s),
                         ))
                 if b.has_tracking:
                     for v in sorted(bm.TRACKING_FILES):
+                        if not (bench_dir / bm.tracking_path(p, s, v)).exists():
+                            continue  # optional: not downloaded, not converted
                         report.checks.append(_verify_group(
                             root, schema.tracking_group(name, p, s, v), f"{seq_name} tracking v{v}",
                             _compare_tracking(bench_dir / bm.tracking_path(p, s, v)),

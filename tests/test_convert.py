@@ -21,6 +21,7 @@ from nersemble_zarr.cli.main import cli
 from nersemble_zarr.convert import KILL_AFTER_UNITS_ENV, ConvertError, convert_benchmark
 from nersemble_zarr.raw import iter_frames, read_camera_params, read_metadata, read_pcd, read_tracking
 from nersemble_zarr.store_lock import StoreLocation, StoreLock, StoreLockedError
+from nersemble_zarr.verify import verify_store
 
 NZ = [str(Path(sys.executable).with_name("nersemble-zarr"))]
 
@@ -315,6 +316,21 @@ def test_a_video_with_another_frame_count_than_metadata_fails_with_expected_and_
     assert f"expected {n + 2} frames" in failed["images"] and f"found {n}" in failed["images"]
     assert "cam_222200037.mp4" in failed["images"]
     assert {r.unit.kind for r in report.done} == {"calibration", "tracking"}
+
+
+def test_optional_assets_absent_from_the_raw_folder_are_reported_not_failed(sample_root: Path, tmp_path: Path):
+    raw = tmp_path / "raw"
+    for benchmark in bm.BENCHMARK_NAMES:
+        shutil.copytree(sample_root / benchmark, raw / benchmark)
+    shutil.rmtree(raw / bm.NVS / Path(bm.pointcloud_path(388, "GLASSES", 0)).parent)
+    (raw / bm.MONO / bm.tracking_path(393, "FREE", 1)).unlink()
+    report = convert_benchmark(raw, tmp_path / "s.zarr", sequences=["GLASSES", "FREE"], progress=False)
+    assert report.ok, report.summary()
+    assert sorted(r.unit.name for r in report.absent) == ["mono_flame_avatar/393/FREE tracking v1", "nvs/388/GLASSES pointclouds"]
+    assert "not in the raw folder" in report.summary()
+    seq = _open(tmp_path / "s.zarr")[schema.sequence_group(bm.MONO, 393, "FREE")]
+    assert sorted(seq.group_keys()) == [schema.tracking_group_name(2)]
+    assert verify_store(tmp_path / "s.zarr", raw, sequences=["GLASSES", "FREE"]).ok
 
 
 def test_unknown_participant_or_missing_raw_folder_is_a_one_line_error(sample_root: Path, tmp_path: Path):
