@@ -184,6 +184,21 @@ def _check_video(b: Benchmark, report: VideoReport, file: str) -> list[Problem]:
     return problems
 
 
+def _check_member(b: Benchmark, zf: zipfile.ZipFile, info: zipfile.ZipInfo | None, video: VideoReport, tmp: str) -> list[Problem]:
+    """Problems of one expected video: missing, or extracted to ``tmp`` and checked by :func:`_check_video`."""
+    if info is None:
+        return [Problem(video.path, "missing", "expected video is not in the zip")]
+    file = os.path.join(tmp, "video.mp4")
+    try:
+        with zf.open(info) as src, open(file, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return _check_video(b, video, file)
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:  # CRC, encryption, method
+        return [Problem(video.path, "unreadable", f"cannot extract the entry from the zip: {e}")]
+    finally:
+        Path(file).unlink(missing_ok=True)
+
+
 def validate_submission(
     zip_path: str | os.PathLike,
     benchmark: str,
@@ -281,32 +296,21 @@ def validate_submission(
 
             bar = tqdm(total=len(expected), unit="video", desc="validating", dynamic_ncols=True)
         for name, key in sorted(expected.items()):
-            if bar is not None:
-                bar.update(1)
             video = VideoReport(name, *key, present=name in present)
+            report.videos.append(video)
             if counts is not None:
                 video.expected_frames = counts.get((key[0], key[1]))
-            report.videos.append(video)
-            if not video.present:
-                add(Problem(name, "missing", "expected video is not in the zip"))
-                video.ok = False
-                continue
-            file = os.path.join(tmp, "video.mp4")
-            try:
-                with zf.open(present[name]) as src, open(file, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
-                problems = [Problem(name, "unreadable", f"cannot extract the entry from the zip: {e}")]
-            else:
-                problems = _check_video(b, video, file)
-            finally:
-                Path(file).unlink(missing_ok=True)
+                if video.expected_frames is None:
+                    report.warnings.append(Problem(name, "no_metadata", "the metadata lists no frame count for it"))
+            problems = _check_member(b, zf, present.get(name), video, tmp)
+            video.ok = not problems
+            report.problems.extend(problems)
             if video.crf is not None and video.crf != SUBMISSION_CRF:
                 report.warnings.append(Problem(name, "crf", f"expected x264 crf {SUBMISSION_CRF}, found {video.crf:g}"))
             elif video.crf is None and video.n_frames is not None:
                 report.warnings.append(Problem(name, "crf", "no x264 settings found: cannot tell the crf"))
-            video.ok = not problems
-            report.problems.extend(problems)
+            if bar is not None:
+                bar.update(1)
         if bar is not None:
             bar.close()
 
