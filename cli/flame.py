@@ -18,7 +18,7 @@ import click
               help="Threads evaluating chunks in parallel. Default: the number of CPUs.")
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=64,
               help="Frames per stored chunk of vertices (and per parallel task).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128,
+@click.option("--batch-size", type=click.IntRange(min=1), default=64,
               help="Timesteps per batched FLAME evaluation within a chunk; bounds memory (~1 MB per timestep).")
 @click.option("--device", default="cpu", help="Torch device the forward runs on (cpu, cuda, cuda:1, ...).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")

@@ -546,7 +546,13 @@ def _write_flame(
         if groups:  # the consolidated copy must not keep saying "complete" for groups being rewritten
             _consolidate(zstore)
         if tasks:
-            dask.compute(*tasks, scheduler="threads", num_workers=workers or os.cpu_count() or 1)
+            n_workers = workers or os.cpu_count() or 1
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, threads // n_workers))  # workers × intra-op threads ≈ cores, not more
+            try:
+                dask.compute(*tasks, scheduler="threads", num_workers=n_workers)
+            finally:
+                torch.set_num_threads(threads)
         for group in groups:  # completion last, after every chunk of the sequence is on the store
             group.update_attributes({schema.COMPLETE_ATTR: True})
     finally:

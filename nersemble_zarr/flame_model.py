@@ -34,8 +34,8 @@ N_JOINTS = 5
 N_SHAPE = 300
 N_EXPRESSION = 100
 N_POSE_BASIS = 9 * (N_JOINTS - 1)
-#: Timesteps evaluated per batch by default: ~1 MB of float32 intermediates per timestep (measured, benchmarks/flame.py).
-DEFAULT_CHUNK_SIZE = 128
+#: Timesteps evaluated per batch by default: fastest on CPU (cache-sized), ~1 MB of intermediates per timestep (benchmarks/flame.py).
+DEFAULT_CHUNK_SIZE = 64
 
 
 class FlameModelError(NersembleZarrError):
@@ -185,12 +185,12 @@ class FlameModelArrays:
     sha256: str = ""
 
 
-def _check_shape(source: str, name: str, array: np.ndarray, expected: tuple[int | None, ...], hint: str = "") -> None:
+def _check_shape(source: str, name: str, array: np.ndarray, expected: tuple[int | None, ...]) -> None:
     ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
     if not ok:
         shown = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
         raise FlameModelError(
-            f"{source}: '{name}' has shape {tuple(array.shape)}, expected {shown}{hint} for a FLAME 2023 model"
+            f"{source}: '{name}' has shape {tuple(array.shape)}, expected {shown} for a FLAME 2023 model"
         )
 
 
@@ -222,7 +222,7 @@ def parse_flame_arrays(raw: Mapping[str, Any], source: str = "<memory>", sha256:
     if arrays["shapedirs"].shape[2] < n_dirs:
         raise FlameModelError(
             f"{source}: 'shapedirs' has {arrays['shapedirs'].shape[2]} directions, expected at least {n_dirs} "
-            f"({N_SHAPE} shape + {N_EXPRESSION} expression; older FLAME releases with fewer are not FLAME 2023)"
+            f"({N_SHAPE} shape + {N_EXPRESSION} expression directions)"
         )
     posedirs = arrays["posedirs"]
     if posedirs.shape == (v * 3, N_POSE_BASIS):
@@ -416,12 +416,12 @@ class FlameModelArrays:
     sha256: str = ""
 
 
-def _check_shape(source: str, name: str, array: np.ndarray, expected: tuple[int | None, ...], hint: str = "") -> None:
+def _check_shape(source: str, name: str, array: np.ndarray, expected: tuple[int | None, ...]) -> None:
     ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
     if not ok:
         shown = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
         raise FlameModelError(
-            f"{source}: '{name}' has shape {tuple(array.shape)}, expected {shown}{hint} for a FLAME 2023 model"
+            f"{source}: '{name}' has shape {tuple(array.shape)}, expected {shown} for a FLAME 2023 model"
         )
 
 
@@ -453,7 +453,7 @@ def parse_flame_arrays(raw: Mapping[str, Any], source: str = "<memory>", sha256:
     if arrays["shapedirs"].shape[2] < n_dirs:
         raise FlameModelError(
             f"{source}: 'shapedirs' has {arrays['shapedirs'].shape[2]} directions, expected at least {n_dirs} "
-            f"({N_SHAPE} shape + {N_EXPRESSION} expression; older FLAME releases with fewer are not FLAME 2023)"
+            f"({N_SHAPE} shape + {N_EXPRESSION} expression directions)"
         )
     posedirs = arrays["posedirs"]
     if posedirs.shape == (v * 3, N_POSE_BASIS):
