@@ -274,11 +274,13 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
 
 
 class _ShardWriter:
-    """Writes whole shards ``arr[camera, t0:t1] = buffer[:t1 - t0]`` in a background thread, one at
-    a time, at most one shard queued: at most three shard buffers of ``buffer_shape`` exist (filling,
-    queued, writing) and are reused. Errors surface on the next submit or on exit."""
+    """Writes whole shards ``arr[camera, t0:t1] = buffer[:t1 - t0]`` in a background thread while the
+    next shard is decoded: two shard buffers of ``buffer_shape`` (one filling, one being written),
+    reused. Errors surface on the next submit or on exit."""
 
-    def __init__(self, arr: Any, camera_index: int, on_frames: Callable[[int], None], buffer_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, arr: Any, camera_index: int, on_frames: Callable[[int], None], buffer_shape: tuple[int, ...]
+    ) -> None:
         self._arr = arr
         self._camera = camera_index
         self._on_frames = on_frames
@@ -293,8 +295,10 @@ class _ShardWriter:
         while True:
             item = self._queue.get()
             if item is None:
+                self._queue.task_done()
                 return
             if self._error is not None:
+                self._queue.task_done()
                 continue  # drain: the consumer learns of the error and stops
             t0, t1, buf = item
             try:
@@ -303,6 +307,7 @@ class _ShardWriter:
             except BaseException as e:  # noqa: BLE001  re-raised in the task
                 self._error = e
             self._free.put(buf)
+            self._queue.task_done()
 
     def buffer(self) -> np.ndarray:
         """A shard buffer to fill (reused once written: no fresh pages per shard)."""
@@ -317,6 +322,7 @@ class _ShardWriter:
 
     def submit(self, t0: int, t1: int, buf: np.ndarray) -> None:
         """Queue ``buf[:t1 - t0]`` as timesteps ``t0:t1``; ``buf`` must not be touched afterwards."""
+        self._queue.join()  # the previous shard is written: at most one shard in the writer
         self._check()
         self._queue.put((t0, t1, buf))
 
