@@ -95,7 +95,8 @@ def test_flame_command_writes_vertices_equal_to_in_memory_evaluation(store: Path
         lazy = flame_vertices(zarr.open_group(store, mode="r", path=schema.tracking_group(MONO, participant, sequence, 2)),
                               flame_model=model, frames_per_chunk=16)
         stored = _vertices(store, participant, sequence)
-        np.testing.assert_array_equal(stored, lazy.compute())  # same chunks, same batches: bit-identical
+        # same chunks and batches; torch's intra-op thread count (split across workers) may move the last bit
+        np.testing.assert_allclose(stored, lazy.compute(), rtol=0, atol=1e-6)
         expected = FlameProvider(_tracking(participant, sequence, n, 2), model).vertices()
         np.testing.assert_allclose(stored, expected, atol=1e-6)
 
@@ -146,7 +147,8 @@ def test_rerun_skips_complete_sequences_and_redoes_unfinished_ones(store: Path, 
     assert chunk_file.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(_vertices(store, p1, s1), good)
     lazy = flame_vertices(zarr.open_group(store, mode="r", path=schema.tracking_group(MONO, p0, s0, 2)), flame_model=model)
-    np.testing.assert_array_equal(_vertices(store, p0, s0), lazy.compute())
+    np.testing.assert_allclose(_vertices(store, p0, s0), lazy.compute(), rtol=0, atol=1e-6)
+    assert not np.isnan(_vertices(store, p0, s0)).any()
 
 
 def test_incomplete_tracking_is_skipped_and_reported(store: Path, model: FlameModel) -> None:
