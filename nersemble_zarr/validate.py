@@ -6,7 +6,8 @@ a directory outside ``<pid:03d>/<sequence>/``, an absolute or ``..`` path, a dup
 video that does not decode to the end, a frame count different from the metadata (or, without
 metadata, cameras of one sequence that disagree), the wrong resolution, fps, codec (H.264) or
 pixel format (yuv420p). Each video is decoded fully by ffmpeg and its frames counted. An x264
-crf other than 14 (read from the encoder's settings string in the stream) is a warning.
+crf other than 14 (read from the encoder's settings string in the stream) and a (nearly) blank
+video are warnings.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .benchmark import Benchmark, get_benchmark, participant_dir, submission_video_path
 from .raw.errors import RawFormatError
@@ -50,6 +53,7 @@ WARNING_KINDS: dict[str, str] = {
     "crf": "x264 crf differs from 14, or the encoder's settings cannot be read",
     "no_metadata": "no metadata given: frame counts only compared between cameras",
     "not_checked": "entries of participants outside the chosen scope were not checked",
+    "blank": "every frame is one flat colour, e.g. blank renders",
 }
 _FPS_TOLERANCE = 0.01
 _X264_SETTINGS = re.compile(rb"x264 - core \d+.{0,4000}?\x00", re.S)
@@ -81,6 +85,7 @@ class VideoReport:
     codec: str | None = None
     pix_fmt: str | None = None
     crf: float | None = None
+    blank: bool | None = None
     ok: bool = True
 
 
@@ -120,22 +125,29 @@ def _unsafe(name: str) -> bool:
     )
 
 
-def _decode_count(path: str) -> int:
-    """Decode every frame of the first video stream (to a null sink) and return how many there were.
+_THUMB = 16  # side of the grey thumbnail each decoded frame is reduced to, for the blank check
 
-    Raises RawFormatError with ffmpeg's message when decoding fails or logs an error.
+
+def _decode(path: str) -> tuple[int, bool]:
+    """Decode every frame of the first video stream; return ``(frame count, every frame one flat colour)``.
+
+    ffmpeg reduces each decoded frame to a 16×16 grey thumbnail (area average), so the pipe carries
+    256 bytes per frame. Raises RawFormatError with ffmpeg's message when decoding fails or logs an error.
     """
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+error", "-xerror", "-i", path,
-        "-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-nostats", "-",
+        "-map", "0:v:0", "-vf", f"scale={_THUMB}:{_THUMB}:flags=area", "-fps_mode", "passthrough",
+        "-f", "rawvideo", "-pix_fmt", "gray", "-",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    errors = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    counts = re.findall(r"^frame=(\d+)\s*$", proc.stdout, flags=re.M)
-    if proc.returncode != 0 or errors or not counts:
+    proc = subprocess.run(cmd, capture_output=True)
+    errors = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    size = _THUMB * _THUMB
+    if proc.returncode != 0 or errors or len(proc.stdout) % size:
         said = "; ".join(errors[-3:]) or f"exit code {proc.returncode}"
         raise RawFormatError(path, f"expected a video that decodes to the end, ffmpeg failed: {said}")
-    return int(counts[-1])
+    thumbs = np.frombuffer(proc.stdout, np.uint8).reshape(-1, size)
+    blank = bool(len(thumbs)) and bool((thumbs.max(axis=1).astype(int) - thumbs.min(axis=1) <= 2).all())
+    return len(thumbs), blank
 
 
 def _x264_crf(path: str) -> float | None:
@@ -158,12 +170,13 @@ def _check_video(b: Benchmark, report: VideoReport, file: str) -> list[Problem]:
     path = report.path
     try:
         info: VideoInfo = probe_video(file)
-        decoded = _decode_count(file)
+        decoded, blank = _decode(file)
     except RawFormatError as e:
         return [Problem(path, "unreadable", e.problem)]
     report.n_frames, report.fps = decoded, info.fps
     report.width, report.height, report.codec, report.pix_fmt = info.width, info.height, info.codec, info.pix_fmt
     report.crf = _x264_crf(file)
+    report.blank = blank
     problems = []
     if decoded != info.n_frames:
         problems.append(Problem(path, "unreadable", f"the stream holds {info.n_frames} frames, only {decoded} decode"))
@@ -305,6 +318,12 @@ def validate_submission(
             problems = _check_member(b, zf, present.get(name), video, tmp)
             video.ok = not problems
             report.problems.extend(problems)
+            if video.blank:
+                report.warnings.append(Problem(
+                    name, "blank",
+                    "every frame is one flat colour: blank renders? (the official reader, imageio on the zip "
+                    "member, was seen to fail to open such tiny videos)",
+                ))
             if video.crf is not None and video.crf != SUBMISSION_CRF:
                 report.warnings.append(Problem(name, "crf", f"expected x264 crf {SUBMISSION_CRF}, found {video.crf:g}"))
             elif video.crf is None and video.n_frames is not None:

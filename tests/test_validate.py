@@ -256,3 +256,12 @@ def test_console_script_exits_1_on_an_invalid_zip_and_names_a_missing_one(tmp_pa
     proc = subprocess.run([str(exe), "validate", str(tmp_path / "none.zip"), MONO], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: {tmp_path / 'none.zip'}: submission zip not found"
+
+
+def test_blank_video_is_a_warning(good_zip, tmp_path):
+    with VideoWriter(tmp_path / "blank.mp4", 512, 512, 24.3) as w:
+        for _ in range(3):
+            w.write(np.full((512, 512, 3), 255, np.uint8))  # a renderer that drew nothing: white frames
+    report = check(rezip(good_zip, tmp_path / "z.zip", replace={FREE_37: (tmp_path / "blank.mp4").read_bytes()}))
+    assert report.ok
+    assert [(w.kind, w.path) for w in report.warnings] == [("blank", FREE_37)]
