@@ -75,8 +75,12 @@ def _describe(store: StoreLike) -> str:
     return os.fspath(store) if isinstance(store, (str, os.PathLike)) else type(store).__name__
 
 
-def _open_dataset(zstore: Store, group: str) -> xr.Dataset:
-    return xr.open_dataset(zstore, engine="zarr", group=group, chunks={}, consolidated=None, zarr_format=3)
+def _open_dataset(node: zarr.Group) -> xr.Dataset:
+    """One group as a lazy Dataset, reusing ``node``'s already-parsed (consolidated) metadata: opening
+    by path would re-read and re-parse the root's consolidated metadata for every group."""
+    from xarray.backends import ZarrStore
+
+    return xr.open_dataset(node.store, engine="zarr", store=ZarrStore(node), chunks={})
 
 
 def _has_group(root: zarr.Group, path: str) -> bool:
@@ -139,19 +143,17 @@ def open_calibration(
 ) -> xr.Dataset:
     """All 16 cameras of a participant's rig, loaded: ``world_2_cam (serial, 4, 4) float64`` (OpenCV,
     metres), ``intrinsics (serial, 3, 3) float64`` (full-resolution pixels), ``split (serial)``."""
-    zstore = as_zarr_store(store, storage_options=storage_options)
-    root = zarr.open_group(zstore, mode="r", zarr_format=3)
-    return _calibration(zstore, root, benchmark, participant)
+    return _calibration(open_root(store, storage_options=storage_options), benchmark, participant)
 
 
-def _calibration(zstore: Store, root: zarr.Group, benchmark: str, participant: int) -> xr.Dataset:
+def _calibration(root: zarr.Group, benchmark: str, participant: int) -> xr.Dataset:
     path = schema.calibration_group(benchmark, participant)
     if not _has_group(root, path):
         raise StoreReadError(
             f"{benchmark} participant {participant_dir(participant)} has no calibration in the store "
             f"(expected group {path}/): convert it first"
         )
-    return _open_dataset(zstore, path).load()
+    return _open_dataset(root[path]).load()
 
 
 def level_of(level: int | None = None, scale: float | None = None) -> int:
@@ -201,8 +203,7 @@ def open_sequence(
     ``ds.images.sel(camera="222200038", timestep=slice(0, 100))`` work.
     """
     factor = level_of(level, scale)
-    zstore = as_zarr_store(store, storage_options=storage_options)
-    root = zarr.open_group(zstore, mode="r", zarr_format=3)
+    root = open_root(store, storage_options=storage_options)
     bench = get_benchmark(benchmark)
     where = f"{benchmark} participant {participant_dir(participant)} sequence {sequence!r}"
     seq_path = schema.sequence_group(benchmark, participant, sequence)
@@ -214,11 +215,11 @@ def open_sequence(
     seq_group = root[seq_path]
     has_video = schema.IMAGES in seq_group.array_keys()
 
-    ds = _open_dataset(zstore, seq_path) if has_video else xr.Dataset()
+    ds = _open_dataset(seq_group) if has_video else xr.Dataset()
     if has_video:
         ds = _complete_cameras(ds, seq_group, where)
         if factor != 1:
-            ds = _with_level(ds, zstore, seq_group, seq_path, factor, resize, where)
+            ds = _with_level(ds, seq_group, factor, resize, where)
     ds.attrs = {
         "benchmark": benchmark,
         "participant": int(participant),
@@ -227,7 +228,7 @@ def open_sequence(
         "scale": 1.0 / factor,
     }
 
-    tracking = _tracking(zstore, seq_group, seq_path, tracking_version)
+    tracking = _tracking(seq_group, tracking_version)
     if tracking is not None:
         frames = tracking[schema.FRAME].values
         if not has_video:
@@ -238,11 +239,11 @@ def open_sequence(
         ds.attrs["tracking_version"] = int(tracking_version)
 
     if schema.POINTCLOUDS in seq_group.group_keys():
-        clouds = _open_dataset(zstore, f"{seq_path}/{schema.POINTCLOUDS}")
+        clouds = _open_dataset(seq_group[schema.POINTCLOUDS])
         ds = ds.merge(clouds, combine_attrs="override")
 
     cameras = ds[schema.CAMERA].values.tolist() if schema.CAMERA in ds.coords else list(bench.evaluation_serials)
-    calib = _calibration(zstore, root, benchmark, participant)
+    calib = _calibration(root, benchmark, participant)
     missing = [c for c in cameras if c not in calib[schema.SERIAL].values]
     if missing:
         raise StoreReadError(f"{where}: cameras {', '.join(missing)} have no calibration in the store")
@@ -294,13 +295,11 @@ def _complete_cameras(ds: xr.Dataset, seq_group: zarr.Group, where: str) -> xr.D
     return ds
 
 
-def _with_level(
-    ds: xr.Dataset, zstore: Store, seq_group: zarr.Group, seq_path: str, factor: int, resize: bool, where: str
-) -> xr.Dataset:
+def _with_level(ds: xr.Dataset, seq_group: zarr.Group, factor: int, resize: bool, where: str) -> xr.Dataset:
     name = schema.level_group_name(factor)
     cameras = [str(c) for c in ds[schema.CAMERA].values]
     if name in seq_group.group_keys() and complete_serials(seq_group[name], cameras) == cameras:
-        level = _open_dataset(zstore, f"{seq_path}/{name}")
+        level = _open_dataset(seq_group[name])
         h, w = schema.level_dims(factor)
         level = level.rename({h: "height", w: "width"})
         stored = [str(c) for c in seq_group[schema.CAMERA][:]]
@@ -330,11 +329,11 @@ def _resize_lazy(arr: xr.DataArray, factor: int) -> xr.DataArray:
     return xr.DataArray(small, dims=arr.dims, coords=arr.coords, attrs={**arr.attrs, "level": factor})
 
 
-def _tracking(zstore: Store, seq_group: zarr.Group, seq_path: str, version: int) -> xr.Dataset | None:
+def _tracking(seq_group: zarr.Group, version: int) -> xr.Dataset | None:
     name = schema.tracking_group_name(version)
     if name not in seq_group.group_keys():
         return None
-    return _open_dataset(zstore, f"{seq_path}/{name}")
+    return _open_dataset(seq_group[name])
 
 
 # ---------------------------------------------------------------------------------------------
