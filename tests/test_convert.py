@@ -213,6 +213,21 @@ def test_a_dask_local_cluster_with_two_worker_processes_gives_the_same_store(
     assert_same_tree(store, converted_store, bm.NVS)
 
 
+@pytest.mark.slow
+def test_convert_submits_to_an_existing_dask_scheduler_by_address(sample_root: Path, converted_store: Path, tmp_path: Path):
+    from distributed import LocalCluster
+
+    store = tmp_path / "sched.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        result = CliRunner().invoke(cli, [
+            "convert", str(sample_root), str(store), "--benchmark", "mono_flame_avatar", "--sequence", "EXP-1-head",
+            "--scheduler", cluster.scheduler_address, "--quiet",
+        ])
+    assert result.exit_code == 0, result.output
+    prefix = schema.sequence_group(bm.MONO, 393, "EXP-1-head")
+    assert_same_tree(store, converted_store, prefix)
+
+
 def test_a_second_convert_of_a_locked_store_refuses_naming_the_holder(sample_root: Path, tmp_path: Path):
     store = tmp_path / "locked.zarr"
     with StoreLock(StoreLocation.parse(store)):
@@ -408,6 +423,14 @@ def test_convert_writes_to_s3_through_fsspec(sample_root: Path, converted_store:
         again = convert_benchmark(sample_root, url, benchmarks="mono_flame_avatar", sequences=seqs, progress=False,
                                   storage_options=opts)
         assert again.ok and not again.done
+        # another machine's live convert (fresh heartbeat) keeps this one out
+        import time
+
+        fs.pipe_file("bucket/sample.zarr.nersemble-zarr.lock",
+                     json.dumps({"host": "elsewhere", "pid": 1, "started": 0, "heartbeat": time.time()}).encode())
+        with pytest.raises(StoreLockedError, match="host elsewhere"):
+            convert_benchmark(sample_root, url, benchmarks="mono_flame_avatar", sequences=seqs, progress=False,
+                              storage_options=opts)
     finally:
         server.stop()
 
