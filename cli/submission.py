@@ -51,9 +51,15 @@ def submit(
     coordinate. Every video is checked (scored camera, shape, dtype, frame count) before any is
     encoded; the zip appears at --out only when complete.
     """
+    from pathlib import Path
+
     from nersemble_zarr.benchmark import get_benchmark
     from nersemble_zarr.submission import write_submission
 
+    staging = Path(out).with_name(Path(out).name + ".partial")
+    if staging.exists() and not append:
+        click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
+                   f"(--append continues it instead)", err=True)
     result, encoded = write_submission(
         renders, benchmark, out, metadata=metadata, workers=workers, mode="a" if append else "w",
         participants=participants or None, float_input=float_input, overwrite=overwrite,
