@@ -640,7 +640,7 @@ def _write_coords(seq: zarr.Group, serials: Sequence[str], n_timesteps: int) -> 
             attributes={"description": "camera serial of each video"},
         )
     ts = _existing_array(seq, schema.TIMESTEP)
-    if ts is None or ts.shape != (n_timesteps,):
+    if ts is None or ts.shape != (n_timesteps,) or not np.array_equal(ts[:], np.arange(n_timesteps)):
         seq.create_array(
             schema.TIMESTEP, data=np.arange(n_timesteps, dtype=np.int64), dimension_names=(schema.TIMESTEP,),
             overwrite=True, attributes={"description": "video frame index"},
