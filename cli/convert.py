@@ -16,10 +16,16 @@ import click
 @click.option("--sequence", "sequences", multiple=True, help="Only this sequence name (repeatable).")
 @click.option(
     "--image-codec", type=click.Choice(["lossless", "jpeg"]), default="lossless",
-    help="lossless: bit-exact to the official decode (zstd). jpeg: ~7x smaller, ~45 dB at quality 95. Alpha is always lossless.",
+    help=(
+        "lossless: bit-exact to the official decode (blosc-lz4, ~2x smaller than raw frames). "
+        "jpeg: ~6x smaller again, 40-50 dB PSNR at quality 95. Alpha is always lossless."
+    ),
 )
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, help="JPEG quality for --image-codec jpeg.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Run on a local dask cluster of N worker processes [default: threads in this process].")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Run on a local dask cluster of N worker processes [default: up to 4 threads in this process].",
+)
 @click.option("--scheduler", default=None, help="Address (tcp://host:port) of an existing dask.distributed scheduler.")
 @click.option("--overwrite", is_flag=True, help="Redo every selected unit, even the complete ones.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
