@@ -16,6 +16,9 @@ from . import codecs  # noqa: F401  registers the JPEG codec
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "convert_benchmark": "nersemble_zarr.convert",
+    "verify_store": "nersemble_zarr.verify",
+    "store_info": "nersemble_zarr.info",
     "open_store": "nersemble_zarr.store",
     "open_sequence": "nersemble_zarr.store",
     "NVSDataManager": "nersemble_zarr.data_manager",
