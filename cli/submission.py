@@ -51,12 +51,10 @@ def submit(
     coordinate. Every video is checked (scored camera, shape, dtype, frame count) before any is
     encoded; the zip appears at --out only when complete.
     """
-    from pathlib import Path
-
     from nersemble_zarr.benchmark import get_benchmark
-    from nersemble_zarr.submission import write_submission
+    from nersemble_zarr.submission import staging_folder, write_submission
 
-    staging = Path(out).with_name(Path(out).name + ".partial")
+    staging = staging_folder(out)
     if staging.exists() and not append:
         click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
                    f"(--append continues it instead)", err=True)

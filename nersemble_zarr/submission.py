@@ -54,6 +54,7 @@ __all__ = [
     "find_renders",
     "write_submission",
     "parse_submission_path",
+    "staging_folder",
     "SUBMISSION_CRF",
 ]
 
@@ -88,6 +89,12 @@ def parse_submission_path(name: str) -> VideoKey | None:
         return None
     key = (int(m.group(1)), m.group(2), m.group(3))
     return key if submission_video_path(*key) == name else None
+
+
+def staging_folder(zip_path: str | os.PathLike) -> Path:
+    """Where the unfinished submission of ``zip_path`` is staged: ``<zip_path>.partial/`` (absolute)."""
+    path = Path(zip_path).absolute()
+    return path.with_name(path.name + _STAGING_SUFFIX)
 
 
 def _label(benchmark: str, key: VideoKey) -> str:
@@ -371,7 +378,7 @@ class SubmissionWriter:
             raise ValueError(f"mode must be 'w' or 'a', not {mode!r}")
         self.benchmark = get_benchmark(benchmark)
         self.zip_path = Path(zip_path).absolute()
-        self.staging = self.zip_path.with_name(self.zip_path.name + _STAGING_SUFFIX)
+        self.staging = staging_folder(self.zip_path)
         self.crf = int(crf)
         self.progress = progress
         self._finalize_on_exit = finalize
