@@ -531,6 +531,16 @@ def _selected_participants(raw_root: Path, benchmark: str, wanted: Sequence[int]
     return [p for p in b.participants if (raw_root / benchmark / bm.participant_dir(p)).is_dir()]
 
 
+def _check_store_path(location: StoreLocation, raw_root: Path) -> None:
+    if not location.is_local:
+        return
+    path = Path(location.url)
+    if path.resolve() == raw_root.resolve() or raw_root.resolve() in path.resolve().parents:
+        raise ConvertError(f"{path}: the store must not be the raw folder {raw_root} or inside it")
+    if path.is_dir() and not (path / "zarr.json").exists() and any(path.iterdir()):
+        raise ConvertError(f"{path}: exists and is not a Zarr store (no zarr.json); give a new or an existing store path")
+
+
 def _create_root(location: StoreLocation, raw_root: Path) -> zarr.Group:
     root = zarr.open_group(location.zarr_store(), mode="a", use_consolidated=False)
     info = {"format_version": schema.FORMAT_VERSION, "created_by": f"nersemble-zarr {__version__}", "source": raw_root.name}
@@ -834,6 +844,7 @@ def convert_benchmark(
     names = _selected_benchmarks(raw, benchmarks)
     _check_selection(names, participants, sequences)
     loc = StoreLocation.parse(store, storage_options)
+    _check_store_path(loc, raw)
     report = ConvertReport(store=str(store))
     with StoreLock(loc):
         root = _create_root(loc, raw)

@@ -353,6 +353,12 @@ def test_unknown_participant_or_missing_raw_folder_is_a_one_line_error(sample_ro
         convert_benchmark(sample_root, tmp_path / "s.zarr", participants=[999], progress=False)
     with pytest.raises(ConvertError, match="raw benchmark folder not found"):
         convert_benchmark(tmp_path / "nope", tmp_path / "s.zarr", progress=False)
+    with pytest.raises(ConvertError, match="must not be the raw folder"):
+        convert_benchmark(sample_root, sample_root / "store.zarr", progress=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(ConvertError, match="is not a Zarr store"):
+        convert_benchmark(sample_root, tmp_path / "full", progress=False)
     proc = subprocess.run(NZ + ["convert", str(tmp_path / "nope"), str(tmp_path / "s.zarr")], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "not found" in proc.stderr
 
