@@ -238,17 +238,14 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
     from .raw import RawFormatError, iter_frames, probe_video
 
     alpha = task.unit.asset == "alpha_maps"
-    info = probe_video(task.source)
     t_total = task.n_timesteps
-    if info.n_frames != t_total:
-        raise RawFormatError(
-            task.source, f"expected {t_total} frames (metadata.json of {task.unit.benchmark}), found {info.n_frames}"
+
+    def wrong_count() -> RawFormatError:
+        found = probe_video(task.source).n_frames  # only on this error path: the happy path decodes once
+        return RawFormatError(
+            task.source, f"expected {t_total} frames (metadata.json of {task.unit.benchmark}), found {found}"
         )
-    if (info.height, info.width) != (task.height, task.width):
-        raise RawFormatError(
-            task.source,
-            f"expected {task.width}x{task.height} frames like the sequence's other videos, found {info.width}x{info.height}",
-        )
+
     # every chunk is written (no per-chunk "all fill value?" scan, ~30 ms per full-res frame), so
     # a rewrite always replaces whole shards
     arr = zarr.open_array(task.store.zarr_store(), path=task.target, mode="r+").with_config({"write_empty_chunks": True})
@@ -260,7 +257,12 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
         buf = writer.buffer()
         for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
             if t >= t_total:
-                raise RawFormatError(task.source, f"expected {t_total} frames, the decoder returned more")
+                raise wrong_count()
+            if t == 0 and frame.shape != frame_shape:
+                raise RawFormatError(
+                    task.source, f"expected {task.width}x{task.height} frames like the sequence's other videos, "
+                    f"found {frame.shape[1]}x{frame.shape[0]}",
+                )
             t0, t1 = runs[r]
             buf[t - t0] = frame
             t += 1
@@ -269,7 +271,7 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
                 r += 1
                 buf = writer.buffer()
     if t != t_total:
-        raise RawFormatError(task.source, f"expected {t_total} frames, decoded {t}")
+        raise wrong_count()
     return t_total
 
 
