@@ -204,6 +204,11 @@ def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Pa
         np.testing.assert_array_equal(stored["frame"].values, provider.frames)
         lazy = flame_vertices(open_sequence(store, MONO, participant, sequence), flame_model=model)
         np.testing.assert_allclose(lazy.compute(), provider.vertices(), atol=1e-6)
+    from nersemble_zarr.store import open_store
+
+    tree = open_store(store)  # the meshes fit into the whole store's DataTree next to images and tracking
+    node = tree[flame_group(MONO, participant, sequences[0], 2)]
+    assert node["vertices"].dims == ("frame", "vertex", "xyz") and tree[faces_array_path(MONO)].shape == (9976, 3)
 
 
 def test_open_flame_meshes_returns_vertices_and_faces_and_refuses_unfinished(store: Path, model: FlameModel) -> None:
