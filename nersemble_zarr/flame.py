@@ -210,6 +210,9 @@ class FlameProvider:
         self.flame_model = _resolve_model(flame_model, device, dtype)
         self.chunk_size = chunk_size
 
+    def __repr__(self) -> str:
+        return f"FlameProvider({self.params.source!r}, T={len(self)}, model={self.flame_model!r}, chunk_size={self.chunk_size})"
+
     @property
     def faces(self) -> np.ndarray:
         """Triangles ``(9976, 3) int64`` (vertex indices)."""

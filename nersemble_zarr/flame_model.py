@@ -685,6 +685,12 @@ class FlameModel:
         landmarks = read_landmark_embedding(landmark_embedding, contour_embedding) if landmark_embedding else None
         return cls(arrays, device=device, dtype=dtype, landmarks=landmarks)
 
+    def __repr__(self) -> str:
+        lmk = "none" if self.landmark_embedding is None else f"{len(self.landmark_embedding.face_idx)} static" + (
+            " + 17 contour" if self.landmark_embedding.contour_face_idx is not None else "")
+        return (f"FlameModel({self.arrays.source!r}, sha256={self.sha256[:12] or '-'}, device={self.device}, "
+                f"dtype={self.dtype}, landmarks={lmk})")
+
     @property
     def file_name(self) -> str:
         """The model file's name (no directories), for provenance attrs."""
