@@ -24,8 +24,7 @@ import click
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, help="JPEG quality for --image-codec jpeg.")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None,
-    help="Run on a local dask cluster of N worker processes, faster for large conversions "
-    "[default: up to 4 threads in this process].",
+    help="Run on a local dask cluster of N worker processes [default: one thread per core, at most 4, in this process].",
 )
 @click.option("--scheduler", default=None, help="Address (tcp://host:port) of an existing dask.distributed scheduler.")
 @click.option("--overwrite", is_flag=True, help="Redo every selected unit, even the complete ones.")
