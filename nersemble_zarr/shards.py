@@ -19,8 +19,12 @@ from zarr.codecs.sharding import ShardingCodec, ShardingCodecIndexLocation
 from zarr.core.array_spec import ArrayConfig, ArraySpec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.buffer.cpu import NDBuffer
-from zarr.core.indexing import morton_order_iter
 from zarr.core.sync import sync
+
+try:  # zarr's inner-chunk order within a shard; absent in another zarr version → zarr's own write path
+    from zarr.core.indexing import morton_order_iter
+except ImportError:  # pragma: no cover
+    morton_order_iter = None
 
 _EMPTY = np.uint64(2**64 - 1)
 
@@ -28,7 +32,7 @@ _EMPTY = np.uint64(2**64 - 1)
 def supports_fast_shards(arr: Any) -> bool:
     """True when ``arr`` is sharded with the index at the end and synchronous inner codecs."""
     codecs = arr.metadata.codecs
-    if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+    if morton_order_iter is None or len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
         return False
     sc = codecs[0]
     return sc.index_location == ShardingCodecIndexLocation.end and all(
