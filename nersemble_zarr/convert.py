@@ -9,7 +9,8 @@ tasks ever write the same object; markers come last, so a process killed at any 
 nothing that looks complete and a rerun redoes exactly the unmarked units.
 
 A video unit decodes its mp4 once, sequentially (never seeking), with ffmpeg running ahead in a
-prefetch thread while full shards (one camera × S timesteps) are compressed and written.
+prefetch thread while full shards (one camera × S timesteps) are compressed and written by a
+writer thread (:mod:`.shards`: the array's own codecs, bytes identical to zarr's write).
 """
 
 from __future__ import annotations
