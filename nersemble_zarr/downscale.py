@@ -288,7 +288,7 @@ def downscale_store(
             from .store_lock import StoreLock, StoreLocation
 
             # one writer at a time: a convert or another downscale of the same store is refused
-            stack.enter_context(StoreLock(StoreLocation.parse(store, storage_options)))
+            stack.enter_context(StoreLock(StoreLocation.parse(store, storage_options), operation="downscale"))
         report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, scheduler, num_workers,
                                    progress, store)
     return report

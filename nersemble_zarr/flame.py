@@ -478,7 +478,7 @@ def write_flame_to_store(
     if location is not None and not location.exists():
         raise NersembleZarrError(f"{location}: no store there (run 'nersemble-zarr convert' first)")
     zstore = location.zarr_store() if location is not None else store
-    with StoreLock(location) if location is not None else nullcontext():
+    with StoreLock(location, operation="flame") if location is not None else nullcontext():
         summary = _write_flame(zstore, model, version, workers, frames_per_chunk, chunk_size, progress, str(store))
     summary.seconds = time.perf_counter() - started
     return summary

@@ -85,12 +85,13 @@ class StoreLock:
     converts started within the same instant on two machines could both pass the check.
     """
 
-    def __init__(self, location: StoreLocation) -> None:
+    def __init__(self, location: StoreLocation, operation: str = "convert") -> None:
         self.location = location
         self.path = location.url.rstrip("/") + ".nersemble-zarr.lock"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+        self._owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                       "operation": operation}
 
     def _payload(self) -> str:
         return json.dumps({**self._owner, "heartbeat": time.time()})
@@ -98,7 +99,7 @@ class StoreLock:
     def _refuse(self, holder: dict[str, Any]) -> None:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
         raise StoreLockedError(
-            f"{self.location}: another convert is writing this store (host {holder.get('host')}, pid "
+            f"{self.location}: another {holder.get('operation', 'nersemble-zarr command')} is writing this store (host {holder.get('host')}, pid "
             f"{holder.get('pid')}, since {started}); wait for it to finish, or remove {self.path} if it is not running"
         )
 

@@ -239,6 +239,15 @@ def test_a_second_convert_of_a_locked_store_refuses_naming_the_holder(sample_roo
     assert not (store / "nvs").exists()  # refused before writing anything
 
 
+def test_a_convert_refused_by_another_commands_lock_names_that_command(sample_root: Path, tmp_path: Path):
+    store = tmp_path / "busy.zarr"
+    with StoreLock(StoreLocation.parse(store), operation="downscale"):
+        result = CliRunner().invoke(cli, ["convert", str(sample_root), str(store), "--quiet"])
+        assert isinstance(result.exception, StoreLockedError)
+        assert "another downscale is writing" in str(result.exception)
+    assert not (store / "nvs").exists()
+
+
 def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root: Path, tmp_path: Path):
     store = tmp_path / "stale.zarr"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
