@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import schema
+from .schema import FLAME_FACES, faces_array_path, flame_group, flame_group_name
 from .errors import NersembleZarrError
 from .flame_model import (
     DEFAULT_CHUNK_SIZE,
@@ -40,8 +41,7 @@ __all__ = [
     "flame_group", "flame_vertices", "load_flame_parameters", "open_flame_meshes", "write_flame_to_store",
 ]
 
-# store layout of the evaluated meshes
-FLAME_FACES = "flame_faces"
+# store layout of the evaluated meshes (group names in schema.py)
 VERTICES = "vertices"
 VERTEX_DIMS = (schema.FRAME, "vertex", "xyz")
 FACES_DIMS = ("face", "corner")
@@ -373,20 +373,6 @@ def flame_vertices(
 # ---------------------------------------------------------------------------------------------
 
 
-def flame_group_name(version: int) -> str:
-    """``"flame_v2"``: the group of meshes evaluated from ``tracking_v<version>``."""
-    schema.tracking_group_name(version)  # validates the version
-    return f"flame_v{version}"
-
-
-def flame_group(benchmark: str, participant: int, sequence: str, version: int) -> str:
-    """``"mono_flame_avatar/393/FREE/flame_v2"``: evaluated vertices of one sequence."""
-    return f"{schema.sequence_group(benchmark, participant, sequence)}/{flame_group_name(version)}"
-
-
-def faces_array_path(benchmark: str) -> str:
-    """``"mono_flame_avatar/flame_faces"``: the model's triangles, once per benchmark."""
-    return f"{schema.benchmark_group(benchmark)}/{FLAME_FACES}"
 
 
 @dataclass

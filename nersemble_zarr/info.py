@@ -39,6 +39,8 @@ class SequenceInfo:
     pointclouds: int | None = None  # number of clouds, None when absent
     points: int = 0
     tracking: list[int] = field(default_factory=list)  # complete versions
+    levels: list[int] = field(default_factory=list)  # complete downscale factors (2 = half resolution)
+    flame_meshes: list[int] = field(default_factory=list)  # tracking versions with complete FLAME vertices
     incomplete: list[str] = field(default_factory=list)
     bytes: int = 0
 
@@ -132,6 +134,20 @@ def _sequence_info(g: zarr.Group, name: str, sizes: dict[str, int], path: str) -
                 info.tracking.append(v)
             else:
                 info.incomplete.append(f"tracking v{v}")
+        fname = schema.flame_group_name(v)
+        if fname in groups:
+            if g[fname].attrs.get(schema.COMPLETE_ATTR, False):
+                info.flame_meshes.append(v)
+            else:
+                info.incomplete.append(f"flame meshes v{v}")
+    for gname in sorted(groups):
+        if gname.startswith("level_") and gname[len("level_"):].isdigit():
+            factor = int(gname[len("level_"):])
+            if g[gname].attrs.get(schema.COMPLETE_ATTR, False):
+                info.levels.append(factor)
+            else:
+                info.incomplete.append(f"level 1/{factor}")
+    info.levels.sort()
     return info
 
 
@@ -205,6 +221,10 @@ def format_info(info: StoreInfo) -> str:
                     parts.append(f"{s.pointclouds} clouds / {s.points} points")
                 if s.tracking:
                     parts.append("tracking " + ",".join(f"v{v}" for v in s.tracking))
+                if s.flame_meshes:
+                    parts.append("meshes " + ",".join(f"v{v}" for v in s.flame_meshes))
+                if s.levels:
+                    parts.append("levels " + ",".join(f"1/{f}" for f in s.levels))
                 parts.append(_human(s.bytes))
                 state = "complete" if s.complete else "INCOMPLETE: " + "; ".join(s.incomplete)
                 label = f"{s.name} ({s.split})" if s.split == "test" else s.name

@@ -111,6 +111,28 @@ def level_dims(factor: int) -> tuple[str, str]:
     """``("height_2", "width_2")``: the frame dims of level ``factor``."""
     return f"height_{int(factor)}", f"width_{int(factor)}"
 
+
+# FLAME meshes (written by ``nersemble-zarr flame``): child group ``flame_v<version>`` of a sequence with
+# vertices (frame, vertex, xyz) float32, and the model's triangles once per benchmark.
+FLAME_FACES = "flame_faces"
+
+
+def flame_group_name(version: int) -> str:
+    """``"flame_v2"``: the group of meshes evaluated from ``tracking_v<version>``."""
+    tracking_group_name(version)  # validates the version
+    return f"flame_v{version}"
+
+
+def flame_group(benchmark: str, participant: int, sequence: str, version: int) -> str:
+    """``"mono_flame_avatar/393/FREE/flame_v2"``: evaluated vertices of one sequence."""
+    return f"{sequence_group(benchmark, participant, sequence)}/{flame_group_name(version)}"
+
+
+def faces_array_path(benchmark: str) -> str:
+    """``"mono_flame_avatar/flame_faces"``: the model's triangles, once per benchmark."""
+    return f"{benchmark_group(benchmark)}/{FLAME_FACES}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Array names and dimension names
 # ---------------------------------------------------------------------------------------------

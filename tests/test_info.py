@@ -61,3 +61,28 @@ def test_info_on_a_path_without_a_store_is_a_one_line_error(tmp_path: Path):
     zarr.open_group(tmp_path / "plain.zarr", mode="w")
     result = CliRunner().invoke(cli, ["info", str(tmp_path / "plain.zarr")])
     assert isinstance(result.exception, InfoError) and "not written by nersemble-zarr" in str(result.exception)
+
+
+def test_info_lists_downscaled_levels_and_flame_meshes_once_written(
+    converted_store: Path, flame_model_path: Path, tmp_path: Path
+):
+    store = tmp_path / "derived.zarr"
+    shutil.copytree(converted_store, store)
+    runner = CliRunner()
+    for args in (
+        ["downscale", str(store), "--factor", "2", "--benchmark", bm.MONO, "--sequence", "EXP-1-head", "--no-progress"],
+        ["flame", str(store), "--flame-model", str(flame_model_path), "--no-progress"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    lines = runner.invoke(cli, ["info", str(store)]).output.splitlines()
+    head = next(line for line in lines if "EXP-1-head" in line)
+    assert "levels 1/2" in head and "meshes v2" in head and head.rstrip().endswith("complete")
+    free = next(line for line in lines if "FREE (test)" in line)
+    assert "meshes v2" in free and "levels" not in free
+    # a level whose completion marker is missing is reported, not shown as a level
+    level = zarr.open_group(store, path=f"{schema.sequence_group(bm.MONO, 393, 'EXP-1-head')}/level_2", mode="r+")
+    level.update_attributes({schema.COMPLETE_ATTR: False})
+    seq = next(s for b in store_info(store).benchmarks for p in b.participants for s in p.sequences
+               if s.name == "EXP-1-head")
+    assert seq.levels == [] and "level 1/2" in seq.incomplete
