@@ -385,8 +385,7 @@ def model_to_world_matrices(rotation: torch.Tensor, translation: torch.Tensor, s
 def vertices_to_landmarks(vertices: torch.Tensor, faces: torch.Tensor, face_idx: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
     """Barycentric landmarks ``(B, L, 3)`` from vertices ``(B, V, 3)``, faces ``(F, 3)``, ``face_idx (B|1, L)``,
     ``bary (B|1, L, 3)``."""
-    corners = vertices[:, faces[face_idx].reshape(face_idx.shape[0], -1)] if face_idx.shape[0] == vertices.shape[0] else None
-    if corners is None:
+    if face_idx.shape[0] != vertices.shape[0]:  # one (1, L) embedding shared by the whole batch
         idx = faces[face_idx[0]]  # (L, 3)
         corners = vertices[:, idx.reshape(-1)].reshape(vertices.shape[0], -1, 3, 3)
         return torch.einsum("blkc,lk->blc", corners, bary[0])
