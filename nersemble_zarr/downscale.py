@@ -201,7 +201,7 @@ def _prepare_level(root: Any, b: str, p: int, s: str, factor: int) -> tuple[Any,
     """Create (or reopen, on resume) the level group and its arrays; returns it and its cameras."""
     seq_path = schema.sequence_group(b, p, s)
     seq = root[seq_path]
-    src_img, src_alpha = seq[schema.IMAGES], seq[schema.ALPHA]
+    src_img = seq[schema.IMAGES]
     n_cam, n_t, height, width, _ = src_img.shape
     h, w = level_shape(height, width, factor)
     if h < 1 or w < 1:

@@ -11,8 +11,6 @@ benchmark (``<benchmark>/flame_faces``), resumable and in parallel.
 from __future__ import annotations
 
 import os
-import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -23,8 +21,9 @@ import numpy as np
 import torch
 
 from . import schema
-from .schema import FLAME_FACES, faces_array_path, flame_group, flame_group_name
+from .schema import faces_array_path, flame_group
 from .errors import NersembleZarrError
+from .progress import FrameProgress
 from .flame_model import (
     DEFAULT_CHUNK_SIZE,
     N_EXPRESSION,
@@ -405,32 +404,11 @@ def _tracked_sequences(root: Any, version: int) -> list[tuple[str, int, str, Any
     return found
 
 
-class _TaskProgress:
-    """Frames evaluated so far on stderr via tqdm (rate, ETA); thread-safe; silent when disabled."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self._lock = threading.Lock()
-        self._bar = None
-        if enabled and total:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="frame", desc="FLAME vertices", file=sys.stderr, dynamic_ncols=True)
-
-    def add(self, n: int) -> None:
-        if self._bar is not None:
-            with self._lock:
-                self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _write_block(ref: _ModelRef, p: FlameParameters, array: Any, start: int, chunk_size: int, progress: _TaskProgress) -> int:
+def _write_block(ref: _ModelRef, p: FlameParameters, array: Any, start: int, chunk_size: int, progress: FrameProgress) -> int:
     """Evaluate one store chunk of frames and write it whole (chunks are disjoint, so tasks never collide)."""
     verts = _evaluate_block(ref, p, chunk_size)
     array[start:start + len(verts)] = verts
-    progress.add(len(verts))
+    progress.update(len(verts))
     return len(verts)
 
 
@@ -505,7 +483,7 @@ def _write_flame(
         _write_faces(root, benchmark, model, model_attrs)
 
     total = sum(p.n_timesteps for _, p, _ in todo)
-    bar = _TaskProgress(total, progress)
+    bar = FrameProgress(total, progress, desc="FLAME vertices")
     try:
         tasks, groups = [], []
         for path, params, tgroup in todo:

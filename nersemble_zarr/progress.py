@@ -1,4 +1,4 @@
-"""Progress of a long conversion on stderr: units and frames done, frames/s, ETA (tqdm)."""
+"""Progress of long work on stderr: done, rate, ETA (tqdm), safe to update from worker threads."""
 
 from __future__ import annotations
 
@@ -51,6 +51,33 @@ class ConvertProgress:
     def elapsed(self) -> float:
         """Seconds since start."""
         return time.perf_counter() - self.started
+
+    def close(self) -> None:
+        """Finish the bar (leaves the last line on screen)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class FrameProgress:
+    """Thread-safe counter of work done (``unit``, frames by default) drawn with tqdm on stderr.
+
+    Silent when ``enabled`` is False or ``total`` is 0; ``update(n)`` may be called from any thread.
+    """
+
+    def __init__(self, total: int, enabled: bool = True, *, desc: str = "", unit: str = "frame") -> None:
+        self._lock = threading.Lock()
+        self._bar = None
+        if enabled and total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        """``n`` more units are done."""
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(n)
 
     def close(self) -> None:
         """Finish the bar (leaves the last line on screen)."""

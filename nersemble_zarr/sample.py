@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -53,6 +52,7 @@ from .benchmark import (
     video_path,
 )
 from .errors import NersembleZarrError
+from .progress import FrameProgress
 from .raw import CameraParams, FlameTracking, PointCloud, write_camera_params, write_metadata, write_pcd, write_tracking
 from .video_writer import VideoWriter
 
@@ -393,27 +393,6 @@ class _Writer:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-class _Progress:
-    """Frames rendered so far on stderr via tqdm (done, rate, ETA); silent when disabled."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self._bar = None
-        self._lock = threading.Lock()
-        if enabled and total:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="frame", desc="sample videos", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        if self._bar is not None:
-            with self._lock:
-                self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 @dataclass(frozen=True)
 class _VideoTask:
     benchmark: str
@@ -458,7 +437,7 @@ def source_frames(
         yield _render(w2c, intr, rots[t], transl[t], height, width)
 
 
-def _write_videos(writer: _Writer, task: _VideoTask, frames: int, scale: float, seed: int, progress: _Progress) -> None:
+def _write_videos(writer: _Writer, task: _VideoTask, frames: int, scale: float, seed: int, progress: FrameProgress) -> None:
     b = get_benchmark(task.benchmark)
     rel_rgb = f"{task.benchmark}/{video_path(task.participant, task.sequence, task.serial, 'images')}"
     rel_alpha = f"{task.benchmark}/{video_path(task.participant, task.sequence, task.serial, 'alpha_maps')}"
@@ -606,7 +585,7 @@ def generate_sample(
                         )
                 for serial in b.train_serials:
                     tasks.append(_VideoTask(name, p, seq, serial, n))
-    bar = _Progress(sum(t.n_frames for t in tasks), progress)
+    bar = FrameProgress(sum(t.n_frames for t in tasks), progress, desc="sample videos")
     try:
         n_workers = workers or min(4, os.cpu_count() or 1)
         if n_workers <= 1:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from .raw.tracking import FlameTracking
+
 N_VERTICES = 5023
 N_FACES = 9976
 N_JOINTS = 5
@@ -275,14 +277,13 @@ def _fake_chumpy() -> Iterator[type[_FakeCh]]:
                 sys.modules[name] = previous
 
 
-def synthetic_flame_tracking(n_timesteps: int, seed: int = 0, *, frames: np.ndarray | None = None) -> "FlameTracking":
+def synthetic_flame_tracking(n_timesteps: int, seed: int = 0, *, frames: np.ndarray | None = None) -> FlameTracking:
     """Plausible FLAME tracking of ``n_timesteps`` timesteps: a head turning and talking, float32 like the npz.
 
     Identity and expression coefficients ~ N(0, 1) (expressions drift smoothly), neck/jaw/eyes small
     axis-angles (jaw opening around x), rotation a few tenths of a radian, translation within ~10 cm of a
     point 1 m in front of the origin, ``scale`` near 1. ``frames`` defaults to ``0..T-1``.
     """
-    from .raw.tracking import FlameTracking
     from scipy.spatial.transform import Rotation
 
     rng = np.random.default_rng(seed)

@@ -27,7 +27,6 @@ import re
 import secrets
 import shutil
 import tempfile
-import threading
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ except ImportError:  # Windows: no advisory locks; one writer per target is then
 
 from .benchmark import MONO, NVS, Benchmark, get_benchmark, participant_dir, submission_video_path
 from .errors import NersembleZarrError
+from .progress import FrameProgress
 
 __all__ = [
     "SubmissionError",
@@ -317,27 +317,6 @@ def _precheck_float(frames: _Frames, label: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Progress:
-    """Thread-safe frame counter feeding an optional tqdm bar (done, rate, ETA)."""
-
-    def __init__(self, total: int, enabled: bool, desc: str) -> None:
-        self._lock = threading.Lock()
-        self._bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, leave=True)
-
-    def update(self, n: int) -> None:
-        if self._bar is not None:
-            with self._lock:
-                self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 class SubmissionWriter:
     """Write a benchmark submission zip by streaming renders into crf-14 H.264 videos.
 
@@ -559,7 +538,7 @@ class SubmissionWriter:
         """
         self._check_open()
         key, source = self._prepare((participant, sequence, serial), frames, float_input, overwrite)
-        progress = _Progress(source.n_frames, self.progress, submission_video_path(*key))
+        progress = FrameProgress(source.n_frames, self.progress, desc=submission_video_path(*key))
         try:
             return self._encode(key, source, progress)
         finally:
@@ -589,7 +568,7 @@ class SubmissionWriter:
         if len(set(keys)) != len(keys):
             raise SubmissionError(f"{self.benchmark.name}: the same video is given twice")
         total = sum(s.n_frames for _, s in prepared)
-        progress = _Progress(total, self.progress, f"{len(prepared)} videos")
+        progress = FrameProgress(total, self.progress, desc=f"{len(prepared)} videos")
         try:
 
             def encode(i: int) -> Path:  # an index, not the frames: dask would compute a dask argument
@@ -601,7 +580,7 @@ class SubmissionWriter:
         finally:
             progress.close()
 
-    def _encode(self, key: VideoKey, source: _Frames, progress: _Progress) -> Path:
+    def _encode(self, key: VideoKey, source: _Frames, progress: FrameProgress) -> Path:
         from .video_writer import VideoWriteError, VideoWriter
 
         b = self.benchmark

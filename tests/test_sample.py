@@ -44,7 +44,6 @@ def files_below(root: Path) -> dict[str, bytes]:
 def test_layout_is_the_official_one_and_nothing_else(sample_root):
     expected = {f"{NVS}/metadata.json", f"{MONO}/metadata.json"}
     nvs_meta = read_metadata(sample_root / NVS / "metadata.json", NVS)
-    mono_meta = read_metadata(sample_root / MONO / "metadata.json", MONO)
     expected.add(f"{NVS}/{calibration_path(P_NVS)}")
     for serial in NVS_BENCHMARK.train_serials:
         for kind in ("images", "alpha_maps"):
