@@ -16,6 +16,9 @@ import click
               help="Which FLAME tracking to evaluate (2 is the current one, used for submissions).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads evaluating chunks in parallel. Default: the number of CPUs.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Address (tcp://host:port) of an existing dask.distributed scheduler: chunks are evaluated on its "
+                   "workers, which must reach STORE at the same path or URL (instead of --workers threads here).")
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=64,
               help="Frames per stored chunk of vertices (and per parallel task).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64,
@@ -23,8 +26,8 @@ import click
 @click.option("--device", default="cpu", help="Torch device the forward runs on (cpu, cuda, cuda:1, ...).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
 def flame(
-    store: str, flame_model: Path | None, tracking_version: str, workers: int | None, frames_per_chunk: int,
-    batch_size: int, device: str, no_progress: bool,
+    store: str, flame_model: Path | None, tracking_version: str, workers: int | None, scheduler: str | None,
+    frames_per_chunk: int, batch_size: int, device: str, no_progress: bool,
 ) -> None:
     """Write FLAME vertices for every sequence with tracking (train and test) into STORE.
 
@@ -36,9 +39,11 @@ def flame(
     from nersemble_zarr.flame import write_flame_to_store
     from nersemble_zarr.flame_model import FlameModel
 
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give either --workers or --scheduler, not both")
     model = FlameModel.load(flame_model, device=device)
     summary = write_flame_to_store(
-        store, model, version=int(tracking_version), workers=workers, frames_per_chunk=frames_per_chunk,
+        store, model, version=int(tracking_version), workers=workers, scheduler=scheduler, frames_per_chunk=frames_per_chunk,
         chunk_size=batch_size, progress=not no_progress,
     )
     rate = summary.frames_written / summary.seconds if summary.seconds > 0 else 0.0

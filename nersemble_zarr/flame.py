@@ -404,12 +404,35 @@ def _tracked_sequences(root: Any, version: int) -> list[tuple[str, int, str, Any
     return found
 
 
-def _write_block(ref: _ModelRef, p: FlameParameters, array: Any, start: int, chunk_size: int, progress: FrameProgress) -> int:
+def _write_block(
+    ref: _ModelRef, p: FlameParameters, array: Any, start: int, chunk_size: int, progress: FrameProgress | None = None,
+) -> int:
     """Evaluate one store chunk of frames and write it whole (chunks are disjoint, so tasks never collide)."""
     verts = _evaluate_block(ref, p, chunk_size)
     array[start:start + len(verts)] = verts
-    progress.update(len(verts))
+    if progress is not None:
+        progress.update(len(verts))
     return len(verts)
+
+
+def _write_on_cluster(
+    scheduler: Any, model: FlameModel, jobs: list[tuple[FlameParameters, Any, int]], chunk_size: int, bar: FrameProgress,
+) -> None:
+    """Run the chunk writes on a dask.distributed cluster (``scheduler``: address or ``Client``); the model is
+    sent to each worker once, progress is counted here as chunks finish. Raises the first failed chunk's error."""
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    futures: list[Any] = []
+    try:
+        ref = client.scatter(_ModelRef(model), broadcast=True)
+        futures = [client.submit(_write_block, ref, p, array, start, chunk_size, pure=False) for p, array, start in jobs]
+        for fut in as_completed(futures):
+            bar.update(fut.result())
+    finally:
+        client.cancel(futures)  # after a failure, no chunk keeps writing once this returns
+        if client is not scheduler:
+            client.close()
 
 
 def write_flame_to_store(
@@ -418,6 +441,7 @@ def write_flame_to_store(
     *,
     version: int = schema.CURRENT_TRACKING_VERSION,
     workers: int | None = None,
+    scheduler: Any = None,
     frames_per_chunk: int = STORE_CHUNK_FRAMES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
@@ -429,28 +453,32 @@ def write_flame_to_store(
     chunks of ``frames_per_chunk`` frames) and its ``frame`` coordinate (video frame index); per benchmark
     with tracking: ``<benchmark>/flame_faces (face, corner) int32``. Attrs name the model file and its SHA-256.
     A sequence's group is marked ``complete`` last; a rerun skips complete sequences evaluated with the same
-    model and rewrites the rest. Chunks are evaluated in parallel on ``workers`` threads (default: CPU count);
-    metadata is consolidated at the end.
+    model and rewrites the rest. Chunks are evaluated in parallel on ``workers`` threads (default: CPU count),
+    or on an existing dask.distributed cluster given as ``scheduler`` (a ``tcp://`` address or a
+    ``distributed.Client``; its workers must reach ``store`` at the same path or URL); metadata is
+    consolidated at the end.
     """
     from contextlib import nullcontext
 
     from .store_lock import StoreLock, StoreLocation
 
     started = time.perf_counter()
+    if workers is not None and scheduler is not None:
+        raise NersembleZarrError("give either workers (threads here) or scheduler (an existing dask cluster), not both")
     model = _resolve_model(flame_model)
     location = StoreLocation.parse(store, storage_options) if isinstance(store, (str, os.PathLike)) else None
     if location is not None and not location.exists():
         raise NersembleZarrError(f"{location}: no store there (run 'nersemble-zarr convert' first)")
     zstore = location.zarr_store() if location is not None else store
     with StoreLock(location, operation="flame") if location is not None else nullcontext():
-        summary = _write_flame(zstore, model, version, workers, frames_per_chunk, chunk_size, progress, str(store))
+        summary = _write_flame(zstore, model, version, workers, scheduler, frames_per_chunk, chunk_size, progress, str(store))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _write_flame(
-    zstore: Any, model: FlameModel, version: int, workers: int | None, frames_per_chunk: int, chunk_size: int,
-    progress: bool, where: str,
+    zstore: Any, model: FlameModel, version: int, workers: int | None, scheduler: Any, frames_per_chunk: int,
+    chunk_size: int, progress: bool, where: str,
 ) -> FlameStoreSummary:
     import dask
     import zarr
@@ -485,7 +513,8 @@ def _write_flame(
     total = sum(p.n_timesteps for _, p, _ in todo)
     bar = FrameProgress(total, progress, desc="FLAME vertices")
     try:
-        tasks, groups = [], []
+        jobs: list[tuple[FlameParameters, Any, int]] = []
+        groups = []
         for path, params, tgroup in todo:
             group = root.create_group(path, overwrite=True)
             group.update_attributes({
@@ -506,13 +535,16 @@ def _write_flame(
             })
             for start in range(0, n, frames_per_chunk):
                 block = params.select(slice(start, min(start + frames_per_chunk, n)))
-                tasks.append(dask.delayed(_write_block, pure=False)(ref, block, verts, start, chunk_size, bar))
+                jobs.append((block, verts, start))
             groups.append(group)
             summary.written.append(path)
             summary.frames_written += n
         if groups:  # the consolidated copy must not keep saying "complete" for groups being rewritten
             _consolidate(zstore)
-        if tasks:
+        if jobs and scheduler is not None:
+            _write_on_cluster(scheduler, model, jobs, chunk_size, bar)
+        elif jobs:
+            tasks = [dask.delayed(_write_block, pure=False)(ref, block, verts, start, chunk_size, bar) for block, verts, start in jobs]
             n_workers = workers or os.cpu_count() or 1
             threads = torch.get_num_threads()
             torch.set_num_threads(max(1, threads // n_workers))  # workers × intra-op threads ≈ cores, not more

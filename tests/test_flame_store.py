@@ -101,6 +101,26 @@ def test_flame_command_writes_vertices_equal_to_in_memory_evaluation(store: Path
         np.testing.assert_allclose(stored, expected, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_flame_command_on_a_dask_cluster_writes_the_same_vertices(store: Path, flame_model_path: Path, model: FlameModel) -> None:
+    """--scheduler: chunks run in two worker processes (model and zarr arrays pickled across)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40) as cluster:
+        result = CliRunner().invoke(cli, ["flame", str(store), "--flame-model", str(flame_model_path), "--scheduler",
+                                          cluster.scheduler_address, "--frames-per-chunk", "16", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "2 sequence(s) written (93 frames" in result.output
+    root = zarr.open_group(store, mode="r", use_consolidated=False)
+    for participant, sequence, n in SEQUENCES:
+        assert root[flame_group(MONO, participant, sequence, 2)].attrs[schema.COMPLETE_ATTR] is True
+        expected = FlameProvider(_tracking(participant, sequence, n, 2), model).vertices()
+        np.testing.assert_allclose(_vertices(store, participant, sequence), expected, atol=1e-6)
+    both = CliRunner().invoke(cli, ["flame", str(store), "--flame-model", str(flame_model_path), "--workers", "2",
+                                    "--scheduler", "tcp://127.0.0.1:1"])
+    assert both.exit_code == 2 and "either --workers or --scheduler" in both.output
+
+
 def test_store_holds_faces_once_and_provenance_attrs(store: Path, model: FlameModel) -> None:
     write_flame_to_store(store, model, progress=False)
     root = zarr.open_group(store, mode="r")
