@@ -27,6 +27,16 @@ SERIALS: tuple[str, ...] = (
 TRACKING_FILES: dict[int, str] = {1: "flame2023_tracking.npz", 2: "flame2023_tracking_v2.npz"}
 TRACKING_ASSETS: dict[int, str] = {1: "flame2023_tracking", 2: "flame2023_tracking_v2"}
 
+#: The FLAME 2023 model's layout (the licensed ``flame2023.pkl``): vertices, faces, joints (root, neck,
+#: jaw, two eyes), identity and expression coefficients, pose-corrective directions (9 per non-root joint).
+FLAME_MODEL_FILE = "flame2023.pkl"
+N_VERTICES = 5023
+N_FACES = 9976
+N_JOINTS = 5
+N_SHAPE = 300
+N_EXPRESSION = 100
+N_POSE_BASIS = 9 * (N_JOINTS - 1)
+
 #: Where users obtain the access URL (the URL itself is a secret and lives in their `.env`).
 ACCESS_FORM_URL = (
     "https://docs.google.com/forms/d/e/1FAIpQLScYsXR8NVCi4nvmCbFNL0P9swsGodMnbntUJeFejtuKUMsY7Q/viewform"

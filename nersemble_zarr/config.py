@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .benchmark import ACCESS_FORM_URL
+from .benchmark import ACCESS_FORM_URL, FLAME_MODEL_FILE
 from .errors import ConfigError
 
 URL_ENV_VAR = "NERSEMBLE_BENCHMARK_URL"
@@ -66,7 +66,7 @@ def flame_model_path(explicit: str | os.PathLike | None = None) -> Path:
         )
     path = Path(value).expanduser()
     if path.is_dir():
-        path = path / "flame2023.pkl"
+        path = path / FLAME_MODEL_FILE
     if not path.is_file():
         raise ConfigError(f"FLAME model file not found: {path}")
     return path

@@ -26,14 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .benchmark import N_EXPRESSION, N_FACES, N_JOINTS, N_POSE_BASIS, N_SHAPE, N_VERTICES
 from .errors import NersembleZarrError
 
-N_VERTICES = 5023
-N_FACES = 9976
-N_JOINTS = 5
-N_SHAPE = 300
-N_EXPRESSION = 100
-N_POSE_BASIS = 9 * (N_JOINTS - 1)
 #: Timesteps evaluated per batch by default: fastest on CPU (cache-sized), ~1 MB of intermediates per timestep (benchmarks/flame.py).
 DEFAULT_CHUNK_SIZE = 64
 

@@ -19,15 +19,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from .benchmark import FLAME_MODEL_FILE, N_EXPRESSION, N_FACES, N_JOINTS, N_POSE_BASIS, N_SHAPE, N_VERTICES
 from .raw.tracking import FlameTracking
 
-N_VERTICES = 5023
-N_FACES = 9976
-N_JOINTS = 5
-N_SHAPE = 300
-N_EXPRESSION = 100
-N_POSE_BASIS = 9 * (N_JOINTS - 1)
-MODEL_FILE_NAME = "flame2023.pkl"
 #: FLAME's kinematic tree: root -> neck -> {jaw, left eye, right eye}; the root's parent is uint32 -1.
 KINTREE_TABLE = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
 
@@ -67,7 +61,7 @@ def write_synthetic_flame_model(directory: str | os.PathLike, seed: int = 0, *, 
         payload = pickle.dumps(model, protocol=2)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / MODEL_FILE_NAME
+    path = directory / FLAME_MODEL_FILE
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(payload)
     os.replace(tmp, path)
