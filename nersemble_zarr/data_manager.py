@@ -131,6 +131,17 @@ class _StoreDataManager:
         self._frames[key] = frames
         return frames
 
+    def _complete_group(self, seq: zarr.Group, name: str, sequence: str, what: str) -> zarr.Group:
+        """``seq[name]``, refusing a group that is absent or not marked complete (a convert did not finish it)."""
+        if name not in seq.group_keys():
+            raise DataManagerError(f"{self._where(sequence)} has no {what} in the store")
+        group = seq[name]
+        if not group.attrs.get(schema.COMPLETE_ATTR, False):
+            raise DataManagerError(
+                f"{self._where(sequence)}: {what} ({name}/) are not completely converted; rerun 'nersemble-zarr convert'"
+            )
+        return group
+
     def _locate(self, frames: _Frames, sequence: str, serial: str, timestep: int) -> tuple[int, int]:
         c = frames.camera_index.get(str(serial))
         if c is None:
@@ -271,9 +282,7 @@ class NVSDataManager(_StoreDataManager):
         """``(points (N, 3) float32 metres, colors (N, 3) float32 in [0, 1], normals (N, 3) float32)``
         as open3d returns them (colours = uint8 / 255; no normals stored → ``(0, 3)``)."""
         seq = self._sequence_group(sequence_name)
-        if schema.POINTCLOUDS not in seq.group_keys():
-            raise DataManagerError(f"{self._where(sequence_name)} has no point clouds in the store")
-        pc = seq[schema.POINTCLOUDS]
+        pc = self._complete_group(seq, schema.POINTCLOUDS, sequence_name, "point clouds")
         stamps = pc[schema.CLOUD_TIMESTEP][:]
         hits = np.flatnonzero(stamps == int(timestep))
         if hits.size == 0:
@@ -308,9 +317,7 @@ class MonoFlameAvatarDataManager(_StoreDataManager):
 
         seq = self._sequence_group(sequence_name)
         name = schema.tracking_group_name(version)
-        if name not in seq.group_keys():
-            raise DataManagerError(f"{self._where(sequence_name)} has no FLAME tracking v{version} in the store")
-        group = seq[name]
+        group = self._complete_group(seq, name, sequence_name, f"FLAME tracking v{version}")
         values = {key: group[key][...] for key in schema.TRACKING_VARIABLES}
         values["shape"] = values["shape"].reshape(1, -1)
         values["scale"] = np.asarray(values["scale"]).reshape(1, 1)

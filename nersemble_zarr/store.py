@@ -228,7 +228,8 @@ def open_sequence(
         "scale": 1.0 / factor,
     }
 
-    tracking = _tracking(seq_group, tracking_version)
+    tracking_group = _complete_group(seq_group, schema.tracking_group_name(tracking_version), f"FLAME tracking v{tracking_version}", where)
+    tracking = None if tracking_group is None else _open_dataset(tracking_group)
     if tracking is not None:
         frames = tracking[schema.FRAME].values
         if not has_video:
@@ -238,9 +239,9 @@ def open_sequence(
         ds = ds.merge(tracking, combine_attrs="override")
         ds.attrs["tracking_version"] = int(tracking_version)
 
-    if schema.POINTCLOUDS in seq_group.group_keys():
-        clouds = _open_dataset(seq_group[schema.POINTCLOUDS])
-        ds = ds.merge(clouds, combine_attrs="override")
+    clouds_group = _complete_group(seq_group, schema.POINTCLOUDS, "point clouds", where)
+    if clouds_group is not None:
+        ds = ds.merge(_open_dataset(clouds_group), combine_attrs="override")
 
     cameras = ds[schema.CAMERA].values.tolist() if schema.CAMERA in ds.coords else list(bench.evaluation_serials)
     calib = _calibration(root, benchmark, participant)
@@ -329,11 +330,20 @@ def _resize_lazy(arr: xr.DataArray, factor: int) -> xr.DataArray:
     return xr.DataArray(small, dims=arr.dims, coords=arr.coords, attrs={**arr.attrs, "level": factor})
 
 
-def _tracking(seq_group: zarr.Group, version: int) -> xr.Dataset | None:
-    name = schema.tracking_group_name(version)
+def _complete_group(seq_group: zarr.Group, name: str, what: str, where: str) -> zarr.Group | None:
+    """``seq_group[name]`` if it is there and marked complete; an unfinished one is left out with a warning."""
     if name not in seq_group.group_keys():
         return None
-    return _open_dataset(seq_group[name])
+    group = seq_group[name]
+    if not group.attrs.get(schema.COMPLETE_ATTR, False):
+        warnings.warn(
+            f"{where}: {what} ({name}/) are not completely converted and are left out "
+            f"(rerun 'nersemble-zarr convert' to finish them)",
+            IncompleteStoreWarning,
+            stacklevel=3,
+        )
+        return None
+    return group
 
 
 # ---------------------------------------------------------------------------------------------

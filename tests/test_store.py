@@ -259,6 +259,37 @@ def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted
         dm.load_image(s, unfinished, 0)
 
 
+def test_tracking_and_point_clouds_without_completion_marker_are_left_out(converted_store: Path, tmp_path: Path) -> None:
+    """A tracking/pointclouds group a killed convert left unmarked is never served as if complete."""
+    import shutil
+
+    import zarr
+
+    from nersemble_zarr import MonoFlameAvatarDataManager, NVSDataManager
+    from nersemble_zarr.store import IncompleteStoreWarning
+
+    store = tmp_path / "partial.zarr"
+    shutil.copytree(converted_store, store)
+    pm, sm = mono_train_sequence(store)
+    pn, sn = nvs_sequence(store)
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    root[f"mono_flame_avatar/{pm:03d}/{sm}/tracking_v2"].update_attributes({"complete": False})
+    root[f"nvs/{pn:03d}/{sn}/pointclouds"].update_attributes({"complete": False})
+    zarr.consolidate_metadata(str(store))
+
+    with pytest.warns(IncompleteStoreWarning, match="FLAME tracking v2 .*not completely converted"):
+        mono = open_sequence(store, bm.MONO, pm, sm)
+    assert "expression" not in mono and mono.sizes["camera"] > 0
+    assert "expression" in open_sequence(store, bm.MONO, pm, sm, tracking_version=1)
+    with pytest.warns(IncompleteStoreWarning, match="point clouds .*not completely converted"):
+        nvs = open_sequence(store, bm.NVS, pn, sn)
+    assert "points" not in nvs
+    with pytest.raises(KeyError, match="FLAME tracking v2 .*not completely converted"):
+        MonoFlameAvatarDataManager(store, pm).load_flame_tracking(sm)
+    with pytest.raises(KeyError, match="point clouds .*not completely converted"):
+        NVSDataManager(store, pn).load_pointcloud(sn, int(open_sequence(converted_store, bm.NVS, pn, sn).cloud_timestep[0]))
+
+
 def test_pointcloud_of_one_timestep_equals_the_pcd_file(converted_store: Path, sample_root: Path) -> None:
     from nersemble_zarr.raw import read_pcd
     from nersemble_zarr.store import pointcloud
