@@ -725,6 +725,7 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
             if "images" in arrays and "camera" in arrays:
                 images = arrays["images"]
                 cameras = [str(c) for c in arrays["camera"][...]]
+                _check_camera_major(images, cameras, f"renders {pid_name}/{seq}/images")
                 step = _slab_length(_storage_chunk(images, 1) or 1)
                 lazy = da.from_zarr(images, chunks=(1, step, *images.shape[2:]))
                 for i, serial in enumerate(cameras):
@@ -735,6 +736,25 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
     for key in found:
         check_scored(b, key)
     return dict(sorted(found.items()))
+
+
+def _check_camera_major(images: Any, cameras: list[str], where: str) -> None:
+    """Refuse an ``images`` array that is not ``(camera, T, H, W, 3)`` with one camera per coordinate entry.
+
+    Its camera axis is read from the array's dimension names (xarray writes them) when it has them: a
+    ``(timestep, camera, …)`` array of as many cameras as frames would otherwise pass every shape check.
+    """
+    dims = getattr(getattr(images, "metadata", None), "dimension_names", None) or images.attrs.get("_ARRAY_DIMENSIONS")
+    if dims and all(d is not None for d in dims) and str(dims[0]) != "camera":
+        raise SubmissionError(
+            f"{where}: expected dims (camera, timestep, height, width, rgb), found {tuple(map(str, dims))}; "
+            f"transpose it camera-first (ds.transpose('camera', ...)) before writing"
+        )
+    if len(images.shape) != 5 or images.shape[0] != len(cameras):
+        raise SubmissionError(
+            f"{where}: expected shape (camera, T, H, W, 3) with {len(cameras)} cameras (the camera coordinate), "
+            f"found {tuple(images.shape)}"
+        )
 
 
 def write_submission(

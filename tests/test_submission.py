@@ -433,6 +433,26 @@ def test_submit_refuses_renders_of_an_unscored_camera(tmp_path, mono_frames):
     assert not (tmp_path / "s.zip").exists()
 
 
+def test_renders_dataset_not_camera_major_is_refused_not_misread(tmp_path, mono_frames):
+    frames = mono_frames[(393, "SEN-10-port_strong_smokey")]  # 4 frames, as many as the 4 scored cameras
+    serials = MONO_BENCHMARK.evaluation_serials
+    # (timestep, camera, H, W, 3) has the very shape of the camera-major layout: only its dims tell them apart
+    ds = xr.Dataset({"images": (("timestep", "camera", "height", "width", "rgb"), np.stack([frames] * 4, axis=1))},
+                    coords={"camera": np.array(serials, dtype=object)})
+    ds.to_zarr(tmp_path / "r.zarr", group="393/SEN-10-port_strong_smokey", zarr_format=3, consolidated=False)
+    with pytest.raises(SubmissionError, match="393/SEN-10-port_strong_smokey/images: expected dims \\(camera, timestep"):
+        write_submission(tmp_path / "r.zarr", MONO, tmp_path / "s.zip")
+    assert not (tmp_path / "s.zip").exists()
+
+
+def test_renders_with_more_camera_names_than_camera_entries_are_refused(tmp_path, mono_frames):
+    group = zarr.open_group(tmp_path / "r.zarr", mode="w").require_group("393/FREE")
+    group.create_array("images", data=np.stack([mono_frames[(393, "FREE")]] * 3))  # 3 cameras
+    group.create_array("camera", shape=(4,), dtype=str)[...] = np.array(MONO_BENCHMARK.evaluation_serials[:4])  # 4 names
+    with pytest.raises(SubmissionError, match="393/FREE/images: expected shape \\(camera, T, H, W, 3\\) with 4 cameras"):
+        write_submission(tmp_path / "r.zarr", MONO, tmp_path / "s.zip")
+
+
 def test_submit_append_skips_videos_already_in_the_submission(tmp_path, mono_frames):
     store = tmp_path / "renders.zarr"
     group = zarr.open_group(store, mode="w").require_group("393/FREE")
