@@ -681,6 +681,8 @@ def _group_task(
     elif not present:
         plan.results.append(UnitResult(unit, "absent", f"{source} not found"))
     else:
+        if complete:  # --overwrite: unmark now, so nothing says complete while the task rewrites the group
+            root[target].update_attributes({schema.COMPLETE_ATTR: False})
         plan.tasks.append(Task(unit, loc, str(source), target, source_rel))
 
 
@@ -863,6 +865,8 @@ def convert_benchmark(
         for name in names:
             _plan_benchmark(plan, root, loc, raw, name, participants, sequences, codec, shard_timesteps, overwrite)
         report.results.extend(plan.results)
+        if plan.tasks:  # readers use the consolidated copy: it must not keep markers planning just reset
+            consolidate(loc)
         # big videos first, so the small units fill the gaps at the end
         tasks = sorted(plan.tasks, key=lambda t: (t.unit.kind != "video", -t.n_timesteps))
         total_frames = sum(t.n_timesteps for t in tasks if t.unit.kind == "video")
