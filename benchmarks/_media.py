@@ -8,6 +8,7 @@ range, and they go through a real H.264 encode/decode like the released videos.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +51,33 @@ def write_head_videos(folder: Path, n_frames: int, height: int = 1604, width: in
             w_alpha.write(np.repeat(alpha[..., None], 3, axis=-1))
     return rgb_path, alpha_path
 
+
+
+def build_nvs_raw(root: Path, rgb: Path, alpha: Path, n_cameras: int, n_frames: int) -> tuple[int, str, list[str], list[Path]]:
+    """An NVS raw folder under ``root`` whose first ``n_cameras`` train cameras of the first participant's
+    first sequence hold the videos ``rgb``/``alpha`` (hard links), with metadata of ``n_frames`` frames and a
+    plausible calibration. Returns ``(participant, sequence, serials, every video path)``."""
+    from nersemble_zarr import benchmark as bm
+    from nersemble_zarr.raw import CameraParams, write_camera_params, write_metadata
+
+    b = bm.NVS_BENCHMARK
+    p = b.participants[0]
+    s = b.sequences[p][0]
+    bench = root / bm.NVS
+    bench.mkdir(parents=True)
+    write_metadata(bench / bm.metadata_path(), {
+        "sequences": {str(q): {"sequence_name": b.sequences[q][0], "timesteps": list(range(n_frames))} for q in b.participants}
+    })
+    calib = bench / bm.calibration_path(p)
+    calib.parent.mkdir(parents=True)
+    k = np.array([[2000.0, 0, 550], [0, 2000.0, 802], [0, 0, 1]])
+    write_camera_params(calib, CameraParams({x: np.eye(4) for x in bm.SERIALS}, {x: k for x in bm.SERIALS}))
+    serials = list(b.train_serials[:n_cameras])
+    videos = []
+    for serial in serials:
+        for kind, src in (("images", rgb), ("alpha_maps", alpha)):
+            dst = bench / bm.video_path(p, s, serial, kind)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dst)
+            videos.append(dst)
+    return p, s, serials, videos

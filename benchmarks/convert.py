@@ -26,38 +26,14 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _media import write_head_videos  # noqa: E402
+from _media import build_nvs_raw, write_head_videos  # noqa: E402
 from harness import machine_info, median_time  # noqa: E402
 
 import nersemble_zarr  # noqa: E402,F401
 from nersemble_zarr import benchmark as bm  # noqa: E402
 from nersemble_zarr import schema  # noqa: E402
 from nersemble_zarr.convert import convert_benchmark  # noqa: E402
-from nersemble_zarr.raw import CameraParams, iter_frames, read_frame, write_camera_params, write_metadata  # noqa: E402
-
-
-def build_raw(root: Path, rgb: Path, alpha: Path, n_cameras: int, n_frames: int) -> list[Path]:
-    """An NVS raw folder for participant 388 whose first ``n_cameras`` train cameras hold the test
-    videos (hard links); returns every video path."""
-    b = bm.NVS_BENCHMARK
-    p = b.participants[0]
-    s = b.sequences[p][0]
-    bench = root / bm.NVS
-    bench.mkdir(parents=True)
-    write_metadata(bench / bm.metadata_path(), {
-        "sequences": {str(q): {"sequence_name": b.sequences[q][0], "timesteps": list(range(n_frames))} for q in b.participants}
-    })
-    calib = bench / bm.calibration_path(p)
-    calib.parent.mkdir(parents=True)
-    write_camera_params(calib, CameraParams({x: np.eye(4) for x in bm.SERIALS}, {x: np.eye(3) for x in bm.SERIALS}))
-    videos = []
-    for serial in b.train_serials[:n_cameras]:
-        for kind, src in (("images", rgb), ("alpha_maps", alpha)):
-            dst = bench / bm.video_path(p, s, serial, kind)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.link(src, dst)
-            videos.append(dst)
-    return videos
+from nersemble_zarr.raw import iter_frames, read_frame  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -81,7 +57,7 @@ def main() -> None:
     try:
         rgb, alpha = write_head_videos(work / "src", args.frames)
         raw = work / "raw"
-        videos = build_raw(raw, rgb, alpha, args.cameras, args.frames)
+        _, _, _, videos = build_nvs_raw(raw, rgb, alpha, args.cameras, args.frames)
         all_frames = len(videos) * args.frames
         # only the train cameras we wrote: the others are missing on purpose and fail fast
         b = bm.NVS_BENCHMARK

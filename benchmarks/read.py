@@ -15,7 +15,6 @@ All ratios are against baselines measured in the same run on the same videos:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -26,38 +25,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _media import write_head_videos  # noqa: E402
+from _media import build_nvs_raw, write_head_videos  # noqa: E402
 from harness import Harness  # noqa: E402
 
 from nersemble_zarr import benchmark as bm  # noqa: E402
-from nersemble_zarr.raw import CameraParams, iter_frames, read_frame, write_camera_params, write_metadata  # noqa: E402
+from nersemble_zarr.raw import iter_frames, read_frame  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Consolidated metadata")
 # only the first --cameras train cameras get videos: the rest are left out of the store on purpose
 warnings.filterwarnings("ignore", message=".*are not completely converted and are left out")
-
-
-def build_raw(root: Path, rgb: Path, alpha: Path, n_cameras: int, n_frames: int) -> tuple[int, str, list[str]]:
-    """An NVS raw folder whose first ``n_cameras`` train cameras of participant 388 hold the test videos."""
-    b = bm.NVS_BENCHMARK
-    p = b.participants[0]
-    s = b.sequences[p][0]
-    bench = root / bm.NVS
-    bench.mkdir(parents=True)
-    write_metadata(bench / bm.metadata_path(), {
-        "sequences": {str(q): {"sequence_name": b.sequences[q][0], "timesteps": list(range(n_frames))} for q in b.participants}
-    })
-    calib = bench / bm.calibration_path(p)
-    calib.parent.mkdir(parents=True)
-    k = np.array([[2000.0, 0, 550], [0, 2000.0, 802], [0, 0, 1]])
-    write_camera_params(calib, CameraParams({x: np.eye(4) for x in bm.SERIALS}, {x: k for x in bm.SERIALS}))
-    serials = list(b.train_serials[:n_cameras])
-    for serial in serials:
-        for kind, src in (("images", rgb), ("alpha_maps", alpha)):
-            dst = bench / bm.video_path(p, s, serial, kind)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.link(src, dst)
-    return p, s, serials
 
 
 def per_call(fn, calls: list) -> list[float]:
@@ -96,7 +72,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-read-"))
     try:
         rgb, alpha = write_head_videos(work / "src", args.frames)
-        p, s, serials = build_raw(work / "raw", rgb, alpha, args.cameras, args.frames)
+        p, s, serials, _ = build_nvs_raw(work / "raw", rgb, alpha, args.cameras, args.frames)
         store = work / "store.zarr"
         convert_benchmark(work / "raw", store, benchmarks=bm.NVS, progress=False)
         rng = np.random.default_rng(0)
