@@ -53,3 +53,16 @@ def test_parse_names_its_source_and_bad_json_is_named(tmp_path):
     path.write_text("{not json")
     with pytest.raises(RawFormatError, match=rf"{path}: expected JSON nvs metadata"):
         read_metadata(path, NVS)
+
+
+def test_a_failed_write_keeps_the_previous_file_whole_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "metadata.json"
+    good = {"sequences": {"388": {"sequence_name": "GLASSES", "timesteps": [0, 1, 2]}}}
+    write_metadata(path, good)
+    before = path.read_bytes()
+    unserialisable = {"sequences": {"388": {"sequence_name": "GLASSES", "timesteps": [0, 1, object()]}}}
+    with pytest.raises(TypeError):
+        write_metadata(path, unserialisable)  # fails after the first timesteps were serialised
+    assert path.read_bytes() == before
+    assert read_metadata(path, NVS).frame_counts == {(388, "GLASSES"): 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json"]

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from ._atomic import write_atomic
 from .errors import RawFormatError
 
 
@@ -26,7 +27,5 @@ def load_json(path: str | os.PathLike, what: str) -> Any:
 
 
 def dump_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON (UTF-8, trailing newline)."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
+    """Write ``obj`` as indented JSON (UTF-8, trailing newline), whole or not at all (temporary name + rename)."""
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._atomic import write_atomic
 from .errors import RawFormatError
 
 __all__ = ["PointCloud", "read_pcd", "write_pcd", "PCD_ENCODINGS"]
@@ -292,5 +293,4 @@ def write_pcd(path: str | os.PathLike, cloud: PointCloud, encoding: str = "binar
         for row in rows.tolist():
             lines.append(" ".join([f"{v:.9g}" for v in row[:-1]] + [str(row[-1])]))
         body = ("\n".join(lines) + ("\n" if lines else "")).encode("ascii")
-    with open(path, "wb") as f:
-        f.write(header + body)
+    write_atomic(path, header + body)

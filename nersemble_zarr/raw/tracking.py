@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ._atomic import write_atomic
 from .errors import RawFormatError
 
 __all__ = ["FlameTracking", "TRACKING_SHAPES", "read_tracking", "write_tracking"]
@@ -102,7 +104,8 @@ def read_tracking(path: str | os.PathLike) -> FlameTracking:
 
 
 def write_tracking(path: str | os.PathLike, tracking: FlameTracking) -> None:
-    """Write ``tracking`` as an uncompressed npz with the official keys (like the released files)."""
+    """Write ``tracking`` as an uncompressed npz with the official keys (like the released files), whole or not at all."""
     arrays = _check(os.fspath(path), tracking.as_dict())
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
