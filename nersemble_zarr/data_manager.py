@@ -220,11 +220,7 @@ class _StoreDataManager:
         level: int | None = None, scale: float | None = None, resize: bool = False,
     ) -> np.ndarray:
         """One RGB frame: ``(H, W, 3) float64`` in [0, 1] (``uint8 / 255.``), or ``uint8`` with ``as_uint8``."""
-        frames = self._open_frames(sequence_name, level_of(level, scale), resize)
-        c, t = self._locate(frames, sequence_name, serial, timestep)
-        image = frames.images[c, t]
-        if frames.resize > 1:
-            image = area_average(image, frames.resize, axes=(0, 1))
+        image = self._frame(schema.IMAGES, sequence_name, serial, timestep, level, scale, resize)
         return image if as_uint8 else image / 255.
 
     def load_alpha_map(
@@ -232,12 +228,16 @@ class _StoreDataManager:
         level: int | None = None, scale: float | None = None, resize: bool = False,
     ) -> np.ndarray:
         """One alpha map: ``(H, W, 1) uint8``, 0 = background, 255 = foreground."""
+        return self._frame(schema.ALPHA, sequence_name, serial, timestep, level, scale, resize)[..., None]
+
+    def _frame(
+        self, array: str, sequence_name: str, serial: str, timestep: int, level: int | None, scale: float | None, resize: bool,
+    ) -> np.ndarray:
+        """One stored uint8 frame of ``array`` (``images``/``alpha``) at the chosen level (area-averaged on read if asked)."""
         frames = self._open_frames(sequence_name, level_of(level, scale), resize)
         c, t = self._locate(frames, sequence_name, serial, timestep)
-        alpha = frames.alpha[c, t]
-        if frames.resize > 1:
-            alpha = area_average(alpha, frames.resize, axes=(0, 1))
-        return alpha[..., None]
+        frame = (frames.images if array == schema.IMAGES else frames.alpha)[c, t]
+        return area_average(frame, frames.resize, axes=(0, 1)) if frames.resize > 1 else frame
 
     def load_all_images(
         self, sequence_name: str, serial: str, as_uint8: bool = False, every_nth_frame: int | None = None,

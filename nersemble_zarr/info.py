@@ -128,18 +128,16 @@ def _sequence_info(g: zarr.Group, name: str, sizes: dict[str, int], path: str) -
         else:
             info.incomplete.append("pointclouds")
     for v in (1, 2):
-        tname = schema.tracking_group_name(v)
-        if tname in groups:
-            if g[tname].attrs.get(schema.COMPLETE_ATTR, False):
-                info.tracking.append(v)
+        for name, complete, label in (
+            (schema.tracking_group_name(v), info.tracking, f"tracking v{v}"),
+            (schema.flame_group_name(v), info.flame_meshes, f"flame meshes v{v}"),
+        ):
+            if name not in groups:
+                continue
+            if g[name].attrs.get(schema.COMPLETE_ATTR, False):
+                complete.append(v)
             else:
-                info.incomplete.append(f"tracking v{v}")
-        fname = schema.flame_group_name(v)
-        if fname in groups:
-            if g[fname].attrs.get(schema.COMPLETE_ATTR, False):
-                info.flame_meshes.append(v)
-            else:
-                info.incomplete.append(f"flame meshes v{v}")
+                info.incomplete.append(label)
     for gname in sorted(groups):
         if gname.startswith("level_") and gname[len("level_"):].isdigit():
             factor = int(gname[len("level_"):])

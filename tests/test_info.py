@@ -86,3 +86,8 @@ def test_info_lists_downscaled_levels_and_flame_meshes_once_written(
     seq = next(s for b in store_info(store).benchmarks for p in b.participants for s in p.sequences
                if s.name == "EXP-1-head")
     assert seq.levels == [] and "level 1/2" in seq.incomplete
+    meshes = zarr.open_group(store, path=f"{schema.sequence_group(bm.MONO, 393, 'EXP-1-head')}/flame_v2", mode="r+")
+    meshes.update_attributes({schema.COMPLETE_ATTR: False})
+    seq = next(s for b in store_info(store).benchmarks for p in b.participants for s in p.sequences
+               if s.name == "EXP-1-head")
+    assert seq.flame_meshes == [] and "flame meshes v2" in seq.incomplete and seq.tracking == [1, 2]
