@@ -153,21 +153,11 @@ def _shard_task(zstore: Any, seq_path: str, unit: _Unit) -> int:
     return unit.t1 - unit.t0
 
 
-def _writable_store(store: Any, storage_options: dict[str, Any] | None) -> Any:
-    from zarr.abc.store import Store
-
-    if isinstance(store, Store):
-        return store
-    text = os.fspath(store)
-    if "://" in text:
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(text, storage_options=storage_options or {}, read_only=False)
-    if not os.path.isdir(text):
-        raise DownscaleError(f"no store at {text}: expected a Zarr v3 store folder written by 'nersemble-zarr convert'")
-    from zarr.storage import LocalStore
-
-    return LocalStore(text, read_only=False)
+def _writable_store(location: Any) -> Any:
+    """A writable zarr store for a :class:`~.store_lock.StoreLocation` that must already hold a store folder."""
+    if location.is_local and not os.path.isdir(location.url):
+        raise DownscaleError(f"no store at {location}: expected a Zarr v3 store folder written by 'nersemble-zarr convert'")
+    return location.zarr_store()
 
 
 def _select(values: Iterable[Any] | None) -> set[Any] | None:
@@ -282,13 +272,16 @@ def downscale_store(
         if int(f) != f or f < 2:
             raise DownscaleError(f"--factor must be an integer >= 2 (2 = half resolution), not {f!r}")
     factors = sorted({int(f) for f in factors})
-    zstore = _writable_store(store, storage_options)
     with contextlib.ExitStack() as stack:
-        if not isinstance(store, Store):
+        if isinstance(store, Store):
+            zstore = store
+        else:
             from .store_lock import StoreLock, StoreLocation
 
+            location = StoreLocation.parse(store, storage_options)
+            zstore = _writable_store(location)
             # one writer at a time: a convert or another downscale of the same store is refused
-            stack.enter_context(StoreLock(StoreLocation.parse(store, storage_options), operation="downscale"))
+            stack.enter_context(StoreLock(location, operation="downscale"))
         report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, scheduler, num_workers,
                                    progress, store)
     return report

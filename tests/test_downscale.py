@@ -169,3 +169,11 @@ def test_interrupted_downscale_resumes_and_finishes_bit_exact(converted_store: P
 def test_downscale_cli_rejects_factor_one(converted_store: Path) -> None:
     result = CliRunner().invoke(cli, ["downscale", str(converted_store), "--factor", "1"])
     assert result.exit_code != 0 and "--factor" in result.output
+
+
+def test_downscale_of_a_missing_store_is_a_one_line_error_creating_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.zarr"
+    result = CliRunner().invoke(cli, ["downscale", str(missing), "--factor", "2"])
+    assert result.exit_code == 1
+    assert f"no store at {missing}" in result.output and "Traceback" not in result.output
+    assert sorted(tmp_path.iterdir()) == []  # neither a store folder nor a lock file
