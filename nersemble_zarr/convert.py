@@ -639,6 +639,7 @@ def _plan_video(
                 kwargs = schema.alpha_array_kwargs(len(serials), n_timesteps, h, w, shard_timesteps)
                 attrs = schema.alpha_attrs(source)
             arr = seq.create_array(name, attributes=attrs, overwrite=True, **kwargs)
+            _drop_levels(seq)
         done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
         s_len = arr.shards[1] if arr.shards else arr.chunks[1]
         for i, (u, p) in enumerate(zip(units, paths)):
@@ -649,6 +650,14 @@ def _plan_video(
                 u, loc, str(p), f"{seq_path}/{name}", bm.video_path(participant, sequence, u.serial, asset),
                 camera_index=i, n_timesteps=n_timesteps, shard_timesteps=s_len, height=arr.shape[2], width=arr.shape[3],
             ))
+
+
+def _drop_levels(seq: zarr.Group) -> None:
+    """Delete the downscaled levels of a sequence whose full-resolution frames are being rewritten: they were
+    computed from the old frames (``nersemble-zarr downscale`` writes them again)."""
+    for name in list(seq.group_keys()):
+        if name.startswith("level_") and name[len("level_"):].isdigit():
+            del seq[name]
 
 
 def _write_coords(seq: zarr.Group, serials: Sequence[str], n_timesteps: int) -> None:
@@ -683,6 +692,10 @@ def _group_task(
     else:
         if complete:  # --overwrite: unmark now, so nothing says complete while the task rewrites the group
             root[target].update_attributes({schema.COMPLETE_ATTR: False})
+        if unit.kind == "tracking":  # meshes evaluated from the old tracking: 'nersemble-zarr flame' redoes them
+            meshes = schema.flame_group(unit.benchmark, unit.participant, unit.sequence, unit.version)
+            if meshes in root and root[meshes].attrs.get(schema.COMPLETE_ATTR, False):
+                root[meshes].update_attributes({schema.COMPLETE_ATTR: False})
         plan.tasks.append(Task(unit, loc, str(source), target, source_rel))
 
 
@@ -838,7 +851,9 @@ def convert_benchmark(
     alpha is always lossless. ``workers``: run on a local dask cluster of that many worker
     processes; ``scheduler``: a ``tcp://`` address (or ``distributed.Client``) of an existing
     cluster; neither: threads in this process. ``store`` is a local path or an fsspec URL
-    (``s3://…``, with ``storage_options``). Complete units are skipped unless ``overwrite``.
+    (``s3://…``, with ``storage_options``). Complete units are skipped unless ``overwrite``; frames
+    written anew drop the sequence's downscaled levels and tracking written anew unmarks its FLAME
+    meshes (both derived from the old data; ``downscale``/``flame`` redo them).
     Returns the :class:`ConvertReport`; raises :class:`ConvertError` when nothing can start and
     :class:`~nersemble_zarr.store_lock.StoreLockedError` when another convert holds the store.
     """

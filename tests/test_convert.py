@@ -234,6 +234,36 @@ def test_an_overwrite_killed_midway_leaves_no_stale_marker_in_the_consolidated_m
 
 
 @pytest.mark.slow
+def test_rewritten_frames_and_tracking_invalidate_their_levels_and_meshes(sample_root: Path, flame_model_path: Path, tmp_path: Path):
+    """Levels and FLAME meshes derive from frames and tracking: --overwrite must not leave them marked complete."""
+    from nersemble_zarr.info import store_info
+
+    store = tmp_path / "derived.zarr"
+    runner = CliRunner()
+    convert = ["convert", str(sample_root), str(store), "--benchmark", "mono_flame_avatar", "--sequence", "EXP-1-head", "--quiet"]
+    for args in (
+        convert,
+        ["downscale", str(store), "--factor", "2", "--no-progress"],
+        ["flame", str(store), "--flame-model", str(flame_model_path), "--no-progress"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+
+    def sequence_info():
+        return next(s for b in store_info(store).benchmarks for p in b.participants for s in p.sequences if s.name == "EXP-1-head")
+
+    assert sequence_info().levels == [2] and sequence_info().flame_meshes == [2]
+    result = runner.invoke(cli, convert + ["--overwrite"])
+    assert result.exit_code == 0, result.output
+    info = sequence_info()
+    assert info.levels == [] and "level 1/2" not in info.incomplete  # dropped, not left half-valid
+    assert info.flame_meshes == [] and "flame meshes v2" in info.incomplete
+    result = runner.invoke(cli, ["downscale", str(store), "--factor", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sequence_info().levels == [2]
+
+
+@pytest.mark.slow
 def test_a_dask_local_cluster_with_two_worker_processes_gives_the_same_store(
     sample_root: Path, converted_store: Path, tmp_path: Path
 ):
