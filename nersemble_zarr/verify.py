@@ -187,12 +187,15 @@ def _compare_pointclouds(folder: Path, benchmark: str, participant: int, sequenc
         if list(ts) != [t for t, _ in clouds]:
             return f"cloud timesteps {list(ts)} differ from the .pcd files in {folder}"
         offsets = g[schema.OFFSETS][:]
+        normals = g[schema.NORMALS] if schema.NORMALS in g.array_keys() else None
         for i, (_, path) in enumerate(clouds):
             c = read_pcd(path)
             a, b = int(offsets[i]), int(offsets[i + 1])
             if not _equal(g[schema.POINTS][a:b], c.points) or not _equal(g[schema.COLORS][a:b], c.colors):
                 return f"points or colors differ from {path}"
-            if c.normals is not None and not _equal(g[schema.NORMALS][a:b], c.normals):
+            if (c.normals is None) != (normals is None):
+                return f"normals: {path} has {'none' if c.normals is None else 'them'}, the store {'none' if normals is None else 'has them'}"
+            if normals is not None and not _equal(normals[a:b], c.normals):
                 return f"normals differ from {path}"
         return None
 

@@ -39,3 +39,12 @@ def test_verify_names_the_camera_and_timestep_of_a_changed_frame(sample_root: Pa
     assert f"nvs/388/GLASSES images cam_{serial}: timestep 3: 1 values differ" in result.output
     assert "FREE tracking v2: jaw differs" in result.output
     assert result.output.count("MISMATCH") == 2
+
+
+def test_verify_reports_point_cloud_normals_missing_from_the_store(sample_root: Path, converted_store: Path, tmp_path: Path):
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(converted_store, store)
+    shutil.rmtree(store / schema.pointclouds_group(bm.NVS, 388, "GLASSES") / schema.NORMALS)
+    report = verify_store(store, sample_root, benchmarks="nvs")
+    assert [c.name for c in report.failed] == ["nvs/388/GLASSES pointclouds"]
+    assert ".pcd has them, the store none" in report.failed[0].message
