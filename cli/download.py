@@ -8,6 +8,7 @@ import click
 
 from nersemble_zarr.assets import ASSETS
 from nersemble_zarr.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.download import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WORKERS, MAX_BACKOFF
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -33,13 +34,13 @@ def _ints(values: list[str], what: str) -> list[int]:
 @click.option("--pointcloud-frames", multiple=True, default=("first",), metavar="T",
               help="NVS point clouds: 'first' (first timestep of each sequence), 'all', or timesteps "
                    "(repeat or comma-separate) as listed in metadata.json.")
-@click.option("--workers", type=click.IntRange(min=1), default=8, help="Files downloaded in parallel.")
+@click.option("--workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, help="Files downloaded in parallel.")
 @click.option("--overwrite", is_flag=True, help="Download again files that are already complete locally.")
-@click.option("--retries", type=click.IntRange(min=0), default=5,
+@click.option("--retries", type=click.IntRange(min=0), default=DEFAULT_RETRIES,
               help="Retries per file after connection errors, timeouts and 5xx answers.")
-@click.option("--backoff", type=click.FloatRange(min=0), default=1.0,
-              help="Seconds before the first retry; doubles with each further failure (max 60 s).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+@click.option("--backoff", type=click.FloatRange(min=0), default=DEFAULT_BACKOFF,
+              help=f"Seconds before the first retry; doubles with each further failure (max {MAX_BACKOFF:g} s).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
               help="Seconds to wait for the server to connect or send more bytes.")
 @click.option("--check-sizes", is_flag=True,
               help="Also ask the server for the size of files already present and download again those that "
