@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from zarr.storage import LocalStore
 
 from nersemble_zarr import benchmark as bm
@@ -64,6 +68,14 @@ def mono_test_sequence(store: Path) -> tuple[int, str]:
     p = list_participants(store, bm.MONO)[0]
     test = [s for s in list_sequences(store, bm.MONO, p) if bm.MONO_BENCHMARK.is_test_sequence(p, s)]
     return p, test[0]
+
+
+@contextmanager
+def edited_copy(converted_store: Path, copy: Path) -> Iterator[zarr.Group]:
+    """Copy the converted store to ``copy`` and yield its writable root; metadata is re-consolidated after the edit."""
+    shutil.copytree(converted_store, copy)
+    yield zarr.open_group(str(copy), mode="r+", use_consolidated=False)
+    zarr.consolidate_metadata(str(copy))
 
 
 def test_open_store_is_dask_backed_with_one_frame_per_chunk(converted_store: Path) -> None:
@@ -233,21 +245,15 @@ def test_fsspec_url_opens_the_same_data(converted_store: Path) -> None:
 
 
 def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted_store: Path, tmp_path: Path) -> None:
-    import shutil
-
-    import zarr
-
     from nersemble_zarr import NVSDataManager
     from nersemble_zarr.store import IncompleteStoreWarning
 
     store = tmp_path / "partial.zarr"
-    shutil.copytree(converted_store, store)
-    p, s = nvs_sequence(store)
-    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
-    images = root[f"nvs/{p:03d}/{s}/images"]
+    p, s = nvs_sequence(converted_store)
     unfinished = "222200038"
-    images.update_attributes({"complete_cameras": [c for c in images.attrs["complete_cameras"] if c != unfinished]})
-    zarr.consolidate_metadata(str(store))
+    with edited_copy(converted_store, store) as root:
+        images = root[f"nvs/{p:03d}/{s}/images"]
+        images.update_attributes({"complete_cameras": [c for c in images.attrs["complete_cameras"] if c != unfinished]})
 
     with pytest.warns(IncompleteStoreWarning, match=unfinished):
         ds = open_sequence(store, bm.NVS, p, s)
@@ -261,21 +267,15 @@ def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted
 
 def test_tracking_and_point_clouds_without_completion_marker_are_left_out(converted_store: Path, tmp_path: Path) -> None:
     """A tracking/pointclouds group a killed convert left unmarked is never served as if complete."""
-    import shutil
-
-    import zarr
-
     from nersemble_zarr import MonoFlameAvatarDataManager, NVSDataManager
     from nersemble_zarr.store import IncompleteStoreWarning
 
     store = tmp_path / "partial.zarr"
-    shutil.copytree(converted_store, store)
-    pm, sm = mono_train_sequence(store)
-    pn, sn = nvs_sequence(store)
-    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
-    root[f"mono_flame_avatar/{pm:03d}/{sm}/tracking_v2"].update_attributes({"complete": False})
-    root[f"nvs/{pn:03d}/{sn}/pointclouds"].update_attributes({"complete": False})
-    zarr.consolidate_metadata(str(store))
+    pm, sm = mono_train_sequence(converted_store)
+    pn, sn = nvs_sequence(converted_store)
+    with edited_copy(converted_store, store) as root:
+        root[f"mono_flame_avatar/{pm:03d}/{sm}/tracking_v2"].update_attributes({"complete": False})
+        root[f"nvs/{pn:03d}/{sn}/pointclouds"].update_attributes({"complete": False})
 
     with pytest.warns(IncompleteStoreWarning, match="FLAME tracking v2 .*not completely converted"):
         mono = open_sequence(store, bm.MONO, pm, sm)
@@ -343,18 +343,12 @@ def test_s3_store_reads_the_same_through_every_api(converted_store: Path) -> Non
 
 
 def test_tracking_whose_frames_differ_from_the_video_keeps_its_own_frame_dim(converted_store: Path, tmp_path: Path) -> None:
-    import shutil
-
-    import zarr
-
     store = tmp_path / "shifted.zarr"
-    shutil.copytree(converted_store, store)
-    p, s = mono_train_sequence(store)
-    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
-    frame = root[f"mono_flame_avatar/{p:03d}/{s}/tracking_v2/frame"]
-    shifted = frame[:] * 2 + 1  # e.g. tracking of every other frame: not the video timesteps
-    frame[:] = shifted
-    zarr.consolidate_metadata(str(store))
+    p, s = mono_train_sequence(converted_store)
+    with edited_copy(converted_store, store) as root:
+        frame = root[f"mono_flame_avatar/{p:03d}/{s}/tracking_v2/frame"]
+        shifted = frame[:] * 2 + 1  # e.g. tracking of every other frame: not the video timesteps
+        frame[:] = shifted
 
     ds = open_sequence(store, bm.MONO, p, s)
     assert ds.expression.dims == ("frame", "expression_coeff")
