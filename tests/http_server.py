@@ -11,6 +11,7 @@ bytes sent per path and logs every request. Faults per path, each used up as it 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import threading
@@ -40,6 +41,7 @@ class Request:
     range: str | None
     status: int
     body_bytes: int
+    arrival: int = 0  # order in which the server received the request
 
 
 @dataclass
@@ -56,7 +58,8 @@ class FileServer:
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.bytes_served: Counter[str] = Counter()
-        self.requests: list[Request] = []
+        self.requests: list[Request] = []  # in arrival order (a request is logged when its answer is done)
+        self._arrivals = 0
         self.stalled = threading.Condition(self.lock)
         self.stalled_paths: dict[str, int] = {}  # path -> bytes sent before stalling
         self._release = threading.Event()
@@ -167,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(owner.latency)
 
         with owner.lock:
+            self._arrival = owner._arrivals
+            owner._arrivals += 1
             data = owner.files.get(rel) if rel is not None else None
             if not head and rel in owner.replace_on_get:
                 owner.files[rel] = owner.replace_on_get.pop(rel)  # this GET still serves the old bytes
@@ -245,4 +250,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _log(self, method: str, rel: str | None, range_header: str | None, status: int, sent: int) -> None:
         with self.owner.lock:
-            self.owner.requests.append(Request(method, rel or "", range_header, status, sent))
+            # a response whose client hung up early may finish after a later request's: keep arrival order
+            bisect.insort(self.owner.requests, Request(method, rel or "", range_header, status, sent, self._arrival),
+                          key=lambda r: r.arrival)

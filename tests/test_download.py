@@ -326,7 +326,7 @@ def test_file_changed_on_server_during_download_restarts_cleanly(server, tree, t
     assert (tmp_path / "raw" / NVS / rel).read_bytes() == new
     assert not (tmp_path / "raw" / NVS / f"{rel}.part").exists()
     statuses = [g.status for g in server.gets(f"{NVS}/{rel}")]
-    assert statuses[0] == 200 and statuses[-1] == 200  # restarted from byte 0
+    assert statuses[0] == 200 and statuses[-1] == 200, statuses  # restarted from byte 0
 
 
 def test_content_encoded_body_is_refused_not_saved(server, tmp_path):
