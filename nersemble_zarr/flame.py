@@ -372,8 +372,6 @@ def flame_vertices(
 # ---------------------------------------------------------------------------------------------
 
 
-
-
 @dataclass
 class FlameStoreSummary:
     """What :func:`write_flame_to_store` did: sequence paths written, already complete, without usable tracking."""

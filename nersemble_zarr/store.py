@@ -33,6 +33,7 @@ from . import schema
 from .benchmark import get_benchmark, participant_dir
 from .downscale import area_average, level_factor, scale_intrinsics
 from .errors import NersembleZarrError
+from .store_lock import StoreLocation
 
 StoreLike = str | os.PathLike | Store
 
@@ -50,16 +51,12 @@ def as_zarr_store(store: StoreLike, *, storage_options: dict[str, Any] | None = 
     """A read-only zarr ``Store`` for a path, an fsspec URL (``"s3://..."``) or a store object (returned as is)."""
     if isinstance(store, Store):
         return store
-    text = os.fspath(store)
-    if "://" in text:
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(text, storage_options=storage_options or {}, read_only=True)
-    if not os.path.isdir(text):
-        raise StoreReadError(f"no store at {text}: expected a Zarr v3 store folder written by 'nersemble-zarr convert'")
-    from zarr.storage import LocalStore
-
-    return LocalStore(text, read_only=True)
+    location = StoreLocation.parse(store, storage_options)
+    if location.is_local and not os.path.isdir(location.url):
+        raise StoreReadError(
+            f"no store at {os.fspath(store)}: expected a Zarr v3 store folder written by 'nersemble-zarr convert'"
+        )
+    return location.zarr_store(read_only=True)
 
 
 def open_root(store: StoreLike, *, storage_options: dict[str, Any] | None = None) -> zarr.Group:
