@@ -36,6 +36,7 @@ from .assets import POINTCLOUDS, PointcloudFrames, resolve_assets, resolve_parti
 from .benchmark import ACCESS_FORM_URL, get_benchmark, metadata_path
 from .config import URL_ENV_VAR, URL_PLACEHOLDER, access_url, env_file
 from .errors import ConfigError, NersembleZarrError
+from .raw._atomic import write_atomic
 
 DEFAULT_WORKERS = 8
 DEFAULT_RETRIES = 5
@@ -684,9 +685,7 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(state).encode())
 
 
 class _Progress:

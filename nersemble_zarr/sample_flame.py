@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from .benchmark import FLAME_MODEL_FILE, N_EXPRESSION, N_FACES, N_JOINTS, N_POSE_BASIS, N_SHAPE, N_VERTICES
+from .raw._atomic import write_atomic
 from .raw.tracking import FlameTracking
 
 #: FLAME's kinematic tree: root -> neck -> {jaw, left eye, right eye}; the root's parent is uint32 -1.
@@ -62,9 +63,7 @@ def write_synthetic_flame_model(directory: str | os.PathLike, seed: int = 0, *, 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / FLAME_MODEL_FILE
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
+    write_atomic(path, payload)
     return path
 
 
