@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "flame": "flame:flame",
     "submit": "submission:submit",
     "validate": "submission:validate",
+    "check": "check:check",
 }
 
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
