@@ -402,7 +402,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
             for name, dtype, dims in specs:
                 arrays[name] = group.create_array(
                     name, shape=(0, 3), dtype=dtype, chunks=(chunk, 3), dimension_names=dims,
-                    compressors=zarr.codecs.ZstdCodec(level=3), attributes=schema.POINTCLOUD_ATTRS[name],
+                    **schema.chunk_codecs(zarr.codecs.ZstdCodec(level=3)), attributes=schema.POINTCLOUD_ATTRS[name],
                 )
         elif has_normals != (cloud.normals is not None):
             raise RawFormatError(
@@ -418,11 +418,11 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
         flush(final=False)
     flush(final=True)
     group.create_array(
-        schema.OFFSETS, data=np.asarray(offsets, np.int64), dimension_names=(schema.CLOUD_OFFSET,),
+        schema.OFFSETS, data=np.asarray(offsets, np.int64), dimension_names=(schema.CLOUD_OFFSET,), **schema.chunk_codecs(),
         attributes=schema.POINTCLOUD_ATTRS[schema.OFFSETS],
     )
     group.create_array(
-        schema.CLOUD_TIMESTEP, data=np.asarray([t for t, _ in clouds], np.int64), dimension_names=(schema.CLOUD_TIMESTEP,),
+        schema.CLOUD_TIMESTEP, data=np.asarray([t for t, _ in clouds], np.int64), dimension_names=(schema.CLOUD_TIMESTEP,), **schema.chunk_codecs(),
         attributes=schema.POINTCLOUD_ATTRS[schema.CLOUD_TIMESTEP],
     )
     group.attrs.update({
@@ -443,7 +443,7 @@ def _convert_tracking(task: Task, on_frames: Callable[[int], None]) -> int:
     if np.issubdtype(frames.dtype, np.floating) and np.all(frames == np.round(frames)):
         frames = frames.astype(np.int64)
     group.create_array(
-        schema.FRAME, data=frames.reshape(-1), dimension_names=(schema.FRAME,),
+        schema.FRAME, data=frames.reshape(-1), dimension_names=(schema.FRAME,), **schema.chunk_codecs(),
         attributes={"description": "timestep (video frame index) of each tracked frame", "source_dtype": str(np.asarray(tracking.frames).dtype)},
     )
     for name, (dims, dtype) in schema.TRACKING_VARIABLES.items():
@@ -454,7 +454,7 @@ def _convert_tracking(task: Task, on_frames: Callable[[int], None]) -> int:
         elif name == "scale":
             data = data.reshape(())
         group.create_array(
-            name, data=data, dimension_names=dims if dims else None,
+            name, data=data, dimension_names=dims if dims else None, **schema.chunk_codecs(),
             attributes={"source_shape": list(value.shape)},
         )
     group.attrs.update({
@@ -477,19 +477,19 @@ def _convert_calibration(task: Task, on_frames: Callable[[int], None]) -> int:
                 raise RawFormatError(task.source, f"expected {key} of all 16 cameras, camera {serial} is missing")
     group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w")
     group.create_array(
-        schema.SERIAL, data=schema.string_array(serials), dimension_names=(schema.SERIAL,),
+        schema.SERIAL, data=schema.string_array(serials), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
         attributes=schema.CALIBRATION_ATTRS[schema.SERIAL],
     )
     group.create_array(
         schema.WORLD_2_CAM, data=np.stack([np.asarray(params.world_2_cam[s], np.float64) for s in serials]),
-        dimension_names=schema.WORLD_2_CAM_DIMS, attributes=schema.CALIBRATION_ATTRS[schema.WORLD_2_CAM],
+        dimension_names=schema.WORLD_2_CAM_DIMS, **schema.chunk_codecs(), attributes=schema.CALIBRATION_ATTRS[schema.WORLD_2_CAM],
     )
     group.create_array(
         schema.INTRINSICS, data=np.stack([np.asarray(params.intrinsics[s], np.float64) for s in serials]),
-        dimension_names=schema.INTRINSICS_DIMS, attributes=schema.CALIBRATION_ATTRS[schema.INTRINSICS],
+        dimension_names=schema.INTRINSICS_DIMS, **schema.chunk_codecs(), attributes=schema.CALIBRATION_ATTRS[schema.INTRINSICS],
     )
     group.create_array(
-        schema.SPLIT, data=schema.string_array([bench.split_of(s) for s in serials]), dimension_names=(schema.SERIAL,),
+        schema.SPLIT, data=schema.string_array([bench.split_of(s) for s in serials]), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
         attributes=schema.CALIBRATION_ATTRS[schema.SPLIT],
     )
     group.attrs.update({"source": task.source_rel, "source_bytes": os.path.getsize(task.source)})
@@ -664,13 +664,13 @@ def _write_coords(seq: zarr.Group, serials: Sequence[str], n_timesteps: int) -> 
     cam = _existing_array(seq, schema.CAMERA)
     if cam is None or cam.shape != (len(serials),) or list(cam[:]) != list(serials):
         seq.create_array(
-            schema.CAMERA, data=schema.string_array(serials), dimension_names=(schema.CAMERA,), overwrite=True,
+            schema.CAMERA, data=schema.string_array(serials), dimension_names=(schema.CAMERA,), overwrite=True, **schema.chunk_codecs(),
             attributes={"description": "camera serial of each video"},
         )
     ts = _existing_array(seq, schema.TIMESTEP)
     if ts is None or ts.shape != (n_timesteps,) or not np.array_equal(ts[:], np.arange(n_timesteps)):
         seq.create_array(
-            schema.TIMESTEP, data=np.arange(n_timesteps, dtype=np.int64), dimension_names=(schema.TIMESTEP,),
+            schema.TIMESTEP, data=np.arange(n_timesteps, dtype=np.int64), dimension_names=(schema.TIMESTEP,), **schema.chunk_codecs(),
             overwrite=True, attributes={"description": "video frame index"},
         )
 

@@ -147,7 +147,7 @@ def _shard_task(zstore: Any, seq_path: str, unit: _Unit) -> int:
     import zarr
 
     src = zarr.open_array(zstore, path=f"{seq_path}/{unit.array}", mode="r", zarr_format=3)
-    dst = zarr.open_array(zstore, path=f"{unit.level_path}/{unit.array}", mode="r+", zarr_format=3)
+    dst = zarr.open_array(zstore, path=f"{unit.level_path}/{unit.array}", mode="r+", zarr_format=3).with_config(schema.WRITE_CONFIG)
     block = src[unit.camera : unit.camera + 1, unit.t0 : unit.t1]
     dst[unit.camera : unit.camera + 1, unit.t0 : unit.t1] = area_average(block, unit.factor, axes=(2, 3))
     return unit.t1 - unit.t0
@@ -228,7 +228,7 @@ def _prepare_level(root: Any, b: str, p: int, s: str, factor: int) -> tuple[Any,
         k_full = calib[schema.INTRINSICS][:]
         k_level = np.stack([scale_intrinsics(k_full[serials.index(c)], factor) for c in cameras])
         k_arr = level.create_array(
-            schema.INTRINSICS, shape=k_level.shape, dtype="float64", chunks=k_level.shape, overwrite=True,
+            schema.INTRINSICS, shape=k_level.shape, dtype="float64", chunks=k_level.shape, overwrite=True, **schema.chunk_codecs(),
             dimension_names=(schema.CAMERA,) + schema.INTRINSICS_DIMS[1:],
         )
         k_arr[:] = k_level

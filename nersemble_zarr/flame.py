@@ -520,12 +520,12 @@ def _write_flame(
                 "description": f"FLAME 2023 meshes evaluated from {tgroup.basename} (official NeRSemble convention)",
             })
             n = params.n_timesteps
-            frame = group.create_array(schema.FRAME, shape=(n,), dtype="int64", chunks=(max(n, 1),), dimension_names=(schema.FRAME,))
+            frame = group.create_array(schema.FRAME, shape=(n,), dtype="int64", chunks=(max(n, 1),), dimension_names=(schema.FRAME,), **schema.chunk_codecs())
             frame[...] = params.frames
             frame.update_attributes({"description": "video frame index of each tracked timestep"})
             verts = group.create_array(
                 VERTICES, shape=(n, N_VERTICES, 3), dtype="float32", chunks=(min(max(n, 1), frames_per_chunk), N_VERTICES, 3),
-                dimension_names=VERTEX_DIMS, fill_value=np.nan,
+                dimension_names=VERTEX_DIMS, fill_value=np.nan, **schema.chunk_codecs(),
             )
             verts.update_attributes({
                 "units": "metres", "coordinates": "world (scale · R_xyz(rotation) · v + translation, as the official provider)",
@@ -614,7 +614,7 @@ def _write_faces(root: Any, benchmark: str, model: FlameModel, model_attrs: dict
         if existing.attrs.get(schema.COMPLETE_ATTR, False) and existing.attrs.get(MODEL_SHA_ATTR) == model.sha256:
             return
     faces = root.create_array(
-        path, shape=(N_FACES, 3), dtype="int32", chunks=(N_FACES, 3), dimension_names=FACES_DIMS, overwrite=True
+        path, shape=(N_FACES, 3), dtype="int32", chunks=(N_FACES, 3), dimension_names=FACES_DIMS, overwrite=True, **schema.chunk_codecs()
     )
     faces[...] = model.faces.astype(np.int32)
     faces.update_attributes({"description": "FLAME triangles: vertex indices into flame_v*/vertices", **model_attrs})

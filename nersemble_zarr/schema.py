@@ -224,8 +224,8 @@ class ImageCodec:
         if self.kind == "jpeg":
             from .codecs import JpegCodec
 
-            return {"serializer": JpegCodec(level=int(self.quality)), "compressors": None}
-        return {"serializer": "auto", "compressors": _lossless_compressor()}
+            return {"serializer": JpegCodec(level=int(self.quality)), **chunk_codecs(False)}
+        return {"serializer": "auto", **chunk_codecs(_lossless_compressor())}
 
     def to_attrs(self) -> dict[str, Any]:
         """JSON description stored in the array's ``codec`` attribute and shown by ``info``."""
@@ -247,6 +247,40 @@ def _lossless_compressor(spec: dict[str, Any] | None = None) -> Any:
     spec = spec or LOSSLESS_COMPRESSOR
     cls = {"blosc": BloscCodec, "zstd": ZstdCodec}[spec["name"]]
     return cls(**spec["configuration"])
+
+
+#: Compressor of every array that names none (tracking, calibration, coordinates, meshes): zarr 3.1's own
+#: default for numeric and string data, spelled out so the chain does not change with zarr's defaults.
+DEFAULT_COMPRESSOR: dict[str, Any] = {"name": "zstd", "configuration": {"level": 0, "checksum": False}}
+
+
+def compressor_chain(compressor: Any = None) -> tuple[Any, ...]:
+    """The bytes→bytes codecs of every array of the store: ``compressor`` then zarr v3's ``crc32c``.
+
+    ``compressor``: a zarr ``BytesBytesCodec``, a spec dict like :data:`LOSSLESS_COMPRESSOR`, ``None`` for
+    :data:`DEFAULT_COMPRESSOR`, or ``False`` for none (an image serializer such as JPEG already compresses).
+    The checksum comes last, over the compressed bytes, so a flipped bit or a truncated chunk fails the
+    checksum at read (:class:`~nersemble_zarr.errors.CorruptObjectError`) instead of decoding to wrong values.
+    In a sharded array these are the inner-chunk codecs; the shard index has its own crc32c.
+    """
+    from zarr.codecs import Crc32cCodec
+
+    if compressor is False:
+        return (Crc32cCodec(),)
+    if compressor is None or isinstance(compressor, dict):
+        compressor = _lossless_compressor(compressor or DEFAULT_COMPRESSOR)
+    return (compressor, Crc32cCodec())
+
+
+#: Runtime config of every array a writer creates: store every chunk, even one equal to the fill value, so a
+#: chunk absent from the store always means a lost object (the integrity guard raises on it, never fills).
+WRITE_CONFIG: dict[str, Any] = {"write_empty_chunks": True}
+
+
+def chunk_codecs(compressor: Any = None) -> dict[str, Any]:
+    """``compressors=`` (:func:`compressor_chain`) and ``config=`` (:data:`WRITE_CONFIG`) for
+    :func:`zarr.create_array`: every ``create_array`` of this package passes ``**chunk_codecs(...)``."""
+    return {"compressors": compressor_chain(compressor), "config": dict(WRITE_CONFIG)}
 
 
 def images_array_kwargs(
@@ -281,7 +315,7 @@ def alpha_array_kwargs(
         "shards": (1, s, height, width),
         "fill_value": 0,
         "dimension_names": ALPHA_DIMS,
-        "compressors": _lossless_compressor(ALPHA_COMPRESSOR),
+        **chunk_codecs(ALPHA_COMPRESSOR),
     }
 
 
