@@ -132,6 +132,9 @@ HEADER = (
         (HEADER.replace("DATA ascii", "DATA zipped"), r"DATA 'zipped', expected one of ascii, binary, binary_compressed"),
         (HEADER.replace("FIELDS x y z rgb", "FIELDS x y w rgb"), r"no 'z' field"),
         (HEADER.replace("DATA ascii\n", ""), r"no DATA line|ends before the DATA line"),
+        (HEADER.replace("WIDTH 2\nHEIGHT 1\nPOINTS 2", "WIDTH -2\nHEIGHT 1\nPOINTS -2"), r"POINTS = -2, expected a count >= 0"),
+        (HEADER.replace("HEIGHT 1\n", ""), r"WIDTH and HEIGHT must both be integers"),
+        (HEADER.replace("WIDTH 2\nHEIGHT 1\nPOINTS 2", "WIDTH 1\nHEIGHT 1\nPOINTS 1"), r"ascii data has 8 values, POINTS = 1 declares 4"),
     ],
 )
 def test_malformed_header_names_file_and_problem(tmp_path, header, message):
@@ -172,3 +175,53 @@ def test_bad_encoding_and_bad_cloud_are_refused(tmp_path):
         write_pcd(tmp_path / "x.pcd", make_cloud(3), encoding="lzma")
     with pytest.raises(ValueError, match=r"colors must be \(3, 3\) uint8"):
         PointCloud(points=np.zeros((3, 3)), colors=np.zeros((3, 3), np.float32))
+
+
+@pytest.mark.parametrize("encoding", ["binary", "binary_compressed", "ascii"])
+def test_points_smaller_than_the_data_is_refused_not_cut(tmp_path, encoding):
+    """POINTS (and WIDTH) lowered by one: the last point would silently vanish if the reader trusted the header."""
+    path = tmp_path / "short.pcd"
+    write_pcd(path, make_cloud(50), encoding=encoding)
+    blob = path.read_bytes()
+    path.write_bytes(blob.replace(b"WIDTH 50\n", b"WIDTH 49\n").replace(b"POINTS 50\n", b"POINTS 49\n"))
+    with pytest.raises(RawFormatError, match=rf"{path}: (corrupt pcd|truncated pcd)"):
+        read_pcd(path)
+
+
+@pytest.mark.parametrize("encoding", ["binary", "binary_compressed", "ascii"])
+def test_negative_points_is_refused(tmp_path, encoding):
+    path = tmp_path / "neg.pcd"
+    write_pcd(path, make_cloud(5), encoding=encoding)
+    blob = path.read_bytes().replace(b"WIDTH 5\nHEIGHT 1\n", b"").replace(b"POINTS 5\n", b"POINTS -1\n")
+    path.write_bytes(blob)
+    with pytest.raises(RawFormatError, match=rf"{path}: malformed pcd header: POINTS = -1, expected a count >= 0"):
+        read_pcd(path)
+
+
+@pytest.mark.parametrize("encoding", ["binary", "binary_compressed", "ascii"])
+def test_nan_and_inf_round_trip_unchanged(tmp_path, encoding):
+    cloud = make_cloud(4)
+    cloud.points[0] = [np.nan, np.inf, -np.inf]
+    cloud.normals[1] = [np.nan, 0, 0]
+    path = tmp_path / "nan.pcd"
+    write_pcd(path, cloud, encoding=encoding)
+    back = read_pcd(path)
+    assert np.array_equal(back.points, cloud.points, equal_nan=True)
+    assert np.array_equal(back.normals, cloud.normals, equal_nan=True)
+
+
+def test_fifo_and_device_are_refused_by_name_without_reading(tmp_path):
+    import os
+
+    fifo = tmp_path / "frame_00000.pcd"
+    os.mkfifo(fifo)  # opening it for reading would block forever without a writer
+    with pytest.raises(RawFormatError, match=rf"{fifo}: expected a regular point cloud file, found a FIFO"):
+        read_pcd(fifo)
+    zero = tmp_path / "frame_00001.pcd"
+    zero.symlink_to("/dev/zero")  # would read without end
+    with pytest.raises(RawFormatError, match=rf"{zero}: expected a regular point cloud file, found a character device \(through a symlink\)"):
+        read_pcd(zero)
+    d = tmp_path / "frame_00002.pcd"
+    d.mkdir()
+    with pytest.raises(RawFormatError, match=rf"{d}: expected a regular point cloud file, found a directory"):
+        read_pcd(d)

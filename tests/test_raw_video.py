@@ -157,9 +157,22 @@ def test_corrupt_frame_data_names_file_and_frame_reached(video, tmp_path):
 def test_directory_instead_of_file_is_named(tmp_path):
     d = tmp_path / "cam_1.mp4"
     d.mkdir()
-    with pytest.raises(RawFormatError, match=rf"{d}: expected a video file"):
+    with pytest.raises(RawFormatError, match=rf"{d}: expected a regular video file, found a directory"):
         probe_video(d)
     shutil.rmtree(d)
+
+
+def test_fifo_and_device_are_refused_by_name_before_ffmpeg_opens_them(tmp_path):
+    fifo = tmp_path / "cam_222200037.mp4"
+    os.mkfifo(fifo)  # ffmpeg would block opening it
+    with pytest.raises(RawFormatError, match=rf"{fifo}: expected a regular video file, found a FIFO"):
+        probe_video(fifo)
+    with pytest.raises(RawFormatError, match="found a FIFO"):
+        list(iter_frames(fifo, alpha=True))
+    zero = tmp_path / "cam_222200038.mp4"
+    zero.symlink_to("/dev/zero")  # ffmpeg would read it without end
+    with pytest.raises(RawFormatError, match=rf"{zero}: expected a regular video file, found a character device \(through a symlink\)"):
+        read_frame(zero, 0)
 
 
 @pytest.mark.parametrize(

@@ -7,19 +7,18 @@ import os
 from typing import Any
 
 from ._atomic import write_atomic
+from ._files import read_regular_file
 from .errors import RawFormatError
 
 
 def load_json(path: str | os.PathLike, what: str) -> Any:
-    """Parsed JSON of ``path``; ``what`` names the file's role in error messages ("calibration")."""
+    """Parsed JSON of ``path``; ``what`` names the file's role in error messages ("calibration").
+
+    Only a regular file is read (a FIFO, device or directory is refused by name)."""
     path = os.fspath(path)
+    data = read_regular_file(path, what)  # never opens a FIFO or reads a device
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise RawFormatError(path, f"{what} file not found") from None
-    except IsADirectoryError:
-        raise RawFormatError(path, f"expected a {what} JSON file, found a directory") from None
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise RawFormatError(path, f"expected UTF-8 JSON {what}, found undecodable bytes at offset {e.start}") from None
     except json.JSONDecodeError as e:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._atomic import write_atomic
+from ._files import read_regular_file
 from .errors import RawFormatError
 
 __all__ = ["PointCloud", "read_pcd", "write_pcd", "PCD_ENCODINGS"]
@@ -129,11 +130,16 @@ def _parse_header(path: str, blob: bytes) -> _Header:
         n_points = int(values["POINTS"][0])
     except (ValueError, IndexError):
         raise RawFormatError(path, f"malformed pcd header: POINTS must be an integer, found {' '.join(values['POINTS'])!r}") from None
-    if "WIDTH" in values and "HEIGHT" in values:
+    if n_points < 0:
+        raise RawFormatError(path, f"malformed pcd header: POINTS = {n_points}, expected a count >= 0")
+    if "WIDTH" in values or "HEIGHT" in values:
         try:
-            wh = int(values["WIDTH"][0]) * int(values["HEIGHT"][0])
-        except (ValueError, IndexError):
-            raise RawFormatError(path, "malformed pcd header: WIDTH and HEIGHT must be integers") from None
+            width, height = int(values["WIDTH"][0]), int(values["HEIGHT"][0])
+        except (ValueError, IndexError, KeyError):
+            raise RawFormatError(path, "malformed pcd header: WIDTH and HEIGHT must both be integers") from None
+        if width < 0 or height < 0:
+            raise RawFormatError(path, f"malformed pcd header: WIDTH {width} HEIGHT {height}, expected counts >= 0")
+        wh = width * height
         if wh != n_points:
             raise RawFormatError(path, f"malformed pcd header: WIDTH x HEIGHT = {wh} but POINTS = {n_points}")
     data = values["DATA"][0].lower() if values["DATA"] else ""
@@ -150,6 +156,11 @@ def _decode_body(path: str, header: _Header, blob: bytes) -> np.ndarray:
         need = n * dtype.itemsize
         if len(body) < need:
             raise RawFormatError(path, f"truncated pcd: {n} points need {need} data bytes, found {len(body)}")
+        if len(body) > need:
+            raise RawFormatError(
+                path, f"corrupt pcd: POINTS = {n} needs {need} data bytes, found {len(body)} "
+                f"({(len(body) - need) / dtype.itemsize:g} points more than the header declares)",
+            )
         return np.frombuffer(body, dtype=dtype, count=n)
     if header.data == "binary_compressed":
         return _decode_compressed(path, header, dtype, body)
@@ -168,6 +179,10 @@ def _decode_compressed(path: str, header: _Header, dtype: np.dtype, body: memory
         raise RawFormatError(path, f"corrupt pcd: binary_compressed raw size {raw} bytes, expected {need} for {n} points")
     if len(body) - 8 < compressed:
         raise RawFormatError(path, f"truncated pcd: compressed block of {compressed} bytes, found {len(body) - 8}")
+    if len(body) - 8 > compressed:
+        raise RawFormatError(
+            path, f"corrupt pcd: {len(body) - 8 - compressed} bytes after the {compressed}-byte compressed block the header sizes"
+        )
     if need == 0:
         return np.zeros(0, dtype)
     try:
@@ -196,6 +211,10 @@ def _decode_ascii(path: str, header: _Header, dtype: np.dtype, body: bytes) -> n
         raise RawFormatError(path, "malformed pcd: ascii data holds a value that is not a number") from None
     if values.size < n * n_cols:
         raise RawFormatError(path, f"truncated pcd: ascii data has {values.size} values, expected {n * n_cols} ({n} points x {n_cols})")
+    if values.size > n * n_cols:
+        raise RawFormatError(
+            path, f"corrupt pcd: ascii data has {values.size} values, POINTS = {n} declares {n * n_cols} ({n} points x {n_cols})"
+        )
     table = values[: n * n_cols].reshape(n, n_cols)
     out = np.empty(n, dtype)
     col = 0
@@ -236,17 +255,13 @@ def read_pcd(path: str | os.PathLike) -> PointCloud:
     """Read a ``.pcd`` file (ascii, binary or binary_compressed) into a :class:`PointCloud`.
 
     Colours without an ``rgb``/``rgba`` field are black; normals are ``None`` without
-    ``normal_x/y/z``. Raises :class:`RawFormatError` naming the file for a missing file, a
-    malformed header or data shorter than the header promises.
+    ``normal_x/y/z``. NaN and inf coordinates are kept as they are. Raises :class:`RawFormatError`
+    naming the file for a missing file, a FIFO/device/directory (never opened), a malformed header
+    (``POINTS`` negative or not ``WIDTH`` x ``HEIGHT``) and data that does not hold exactly the
+    ``POINTS`` the header declares (shorter: truncated; longer: points the header does not count).
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except FileNotFoundError:
-        raise RawFormatError(path, "point cloud file not found") from None
-    except IsADirectoryError:
-        raise RawFormatError(path, "expected a .pcd file, found a directory") from None
+    blob = read_regular_file(path, "point cloud")  # never opens a FIFO or reads a device
     header = _parse_header(path, blob)
     rows = _decode_body(path, header, blob)
     points = np.stack([_column(rows, c).astype(np.float32) for c in ("x", "y", "z")], axis=-1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ._atomic import write_atomic
+from ._files import read_regular_file
 from .errors import RawFormatError
 
 __all__ = ["FlameTracking", "TRACKING_SHAPES", "read_tracking", "write_tracking"]
@@ -93,10 +94,9 @@ def read_tracking(path: str | os.PathLike) -> FlameTracking:
     found shape) for a missing/unreadable file, a missing key or a wrong shape.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise RawFormatError(path, "tracking file not found" if not os.path.exists(path) else "expected an .npz file, found a directory")
+    data = read_regular_file(path, "tracking")  # never opens a FIFO or reads a device
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files if k in TRACKING_SHAPES}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise RawFormatError(path, f"expected an .npz archive (zip of .npy arrays), could not read it: {e}") from None

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._files import check_regular_file
 from .errors import RawFormatError
 
 __all__ = ["VideoInfo", "FrameIndexError", "ffmpeg_exe", "probe_video", "iter_frames", "read_frame"]
@@ -62,11 +63,8 @@ def ffmpeg_exe() -> str:
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise RawFormatError(path, "video file not found")
-    if not os.path.isfile(path):
-        raise RawFormatError(path, "expected a video file, found a directory or special file")
-    if os.path.getsize(path) == 0:
+    # ffmpeg opens the path itself: refuse a FIFO (it would block) or a device (endless) before it does
+    if check_regular_file(path, "video").st_size == 0:
         raise RawFormatError(path, "video file is empty (0 bytes)")
 
 
