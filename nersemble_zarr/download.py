@@ -10,6 +10,15 @@ changed in between (416, a different total size, a failed ``If-Range``) it resta
 Connection errors, timeouts, 408/429 and 5xx are retried with exponential backoff; 401/403 stop
 everything ("access URL rejected"); 404 marks a file as not on the server.
 
+A downloaded file is never spliced from two versions of the server's file: a resumed answer (206)
+is accepted only when it carries the validator recorded in ``.part.json`` when the ``.part`` began
+(a strong ``ETag``, else a ``Last-Modified`` date old enough to be strong: at least 60 s before the
+response's ``Date``, RFC 9110 §8.8.2.2). Anything else (a server that ignores ``If-Range`` and sends
+the new version's bytes, a different or a missing validator) restarts the file from byte 0. A
+``.part`` whose version is unknown (no state file, or a server that sends no strong validator) is
+not resumed at all but fetched again from byte 0, since a splice could not be ruled out: resuming
+needs a server that sends validators.
+
 The access URL is a secret: no message, report or file written here contains it; paths are
 shown as ``<NERSEMBLE_BENCHMARK_URL>/<benchmark>/<relative path>``.
 """
@@ -28,6 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -43,6 +53,8 @@ DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF = 1.0  # seconds before the first retry; doubles per failed attempt
 MAX_BACKOFF = 60.0
 DEFAULT_TIMEOUT = 60.0  # seconds to connect and between two received bytes
+#: RFC 9110 §8.8.2.2: a Last-Modified date is a strong validator when at least this many seconds before Date.
+STRONG_LAST_MODIFIED_AGE = 60.0
 CHUNK_BYTES = 1 << 20
 #: HEAD requests (sizes for the progress bar, early 404/403) carry no body: run them wider than --workers.
 HEAD_THREADS = 16
@@ -485,8 +497,9 @@ class Downloader:
         if size is None:
             return 0
         dest = self.root / rel
-        have = 0 if self.overwrite else _size(dest.with_name(dest.name + PART_SUFFIX))
-        return max(0, size - have)
+        state = _read_state(dest.with_name(dest.name + PART_STATE_SUFFIX))
+        resumable = not self.overwrite and state is not None and bool(state.get("validator"))
+        return max(0, size - (_size(dest.with_name(dest.name + PART_SUFFIX)) if resumable else 0))
 
     def _fetch_file(self, rel: str, expected: int | None, accounted: int) -> _Done:
         dest = self.root / rel
@@ -521,7 +534,8 @@ class Downloader:
                 if self._abort.wait(delay):
                     raise _Aborted() from None
                 continue
-            ctx.state.unlink(missing_ok=True)  # first: a .part without state still resumes (size from HEAD)
+            # state first: a kill in between leaves a complete .part without state, fetched again (no litter)
+            ctx.state.unlink(missing_ok=True)
             os.replace(ctx.part, dest)
             return _Done(ctx.received)
 
@@ -531,11 +545,14 @@ class Downloader:
 
         offset = _size(ctx.part)
         state = _read_state(ctx.state) if offset else None
+        if offset and not (state and state.get("validator")):
+            # nothing proves these bytes belong to the server's current version: never resume them
+            _discard(ctx.part, ctx.state)
+            offset, state = 0, None
         headers = {}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-            if state and state.get("validator"):
-                headers["If-Range"] = state["validator"]
+            headers["If-Range"] = state["validator"]
         try:
             resp = session.get(self._url(rel), headers=headers, stream=True, timeout=self.timeout)
         except requests.Timeout as e:
@@ -585,6 +602,12 @@ class Downloader:
                     raise _Restart(f"server answered a range request from byte {offset} with "
                                    f"Content-Range {content_range!r}")
                 start, total = offset, (None if m.group(3) == "*" else int(m.group(3)))
+                # a server that ignores If-Range answers with the current version's bytes: only the
+                # version the .part began with may be appended to it
+                recorded, now = (state or {}).get("validator"), _validator(resp.headers)
+                if start and now != recorded:
+                    raise _Restart(f"the server's file changed since the download began (validator "
+                                   f"{recorded!r} then, {now!r} now) and it sent a range of the new version")
             else:
                 raise _Permanent(f"unexpected HTTP {status}")
             if start and known_size is not None and total is not None and total != known_size:
@@ -595,13 +618,13 @@ class Downloader:
                 if need > ctx.accounted:
                     self._bar.add_total(need - ctx.accounted)
                     ctx.accounted = need
-            if start == 0:
-                etag = resp.headers.get("ETag")
-                validator = etag if etag and not etag.startswith("W/") else resp.headers.get("Last-Modified")
-                _write_state(ctx.state, {"size": total, "validator": validator})
             with open(ctx.part, "r+b" if start else "wb") as f:
                 f.seek(start)
                 f.truncate()
+                progressed = False  # set per chunk: True once this attempt got further into the file than any before
+                if start == 0:
+                    # after the truncation: a .part never meets the state of another version
+                    _write_state(ctx.state, {"size": total, "validator": _validator(resp.headers)})
                 size = start
                 while True:
                     if self._abort.is_set():
@@ -612,16 +635,18 @@ class Downloader:
                         chunk = resp.raw.read1(CHUNK_BYTES, decode_content=False)
                     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
                         raise _Transient(f"connection broke after {size} of {total or '?'} bytes: "
-                                         f"{type(e).__name__}", progressed=size > start) from None
+                                         f"{type(e).__name__}", progressed=progressed) from None
                     if not chunk:
                         break
                     f.write(chunk)
                     f.flush()
                     size += len(chunk)
+                    progressed = size > ctx.furthest
+                    ctx.furthest = max(ctx.furthest, size)
                     ctx.received += len(chunk)
                     self._bar.update(len(chunk))
                 if total is not None and size < total:
-                    raise _Transient(f"connection closed after {size} of {total} bytes", progressed=size > start)
+                    raise _Transient(f"connection closed after {size} of {total} bytes", progressed=progressed)
                 if total is not None and size > total:
                     raise _Restart(f"received {size} bytes, more than the announced {total}")
                 os.fsync(f.fileno())
@@ -647,6 +672,7 @@ class _FileState:
     expected: int | None
     received: int = 0
     accounted: int = 0
+    furthest: int = 0  # the furthest byte any attempt reached: only getting past it counts as progress
 
 
 def _size(path: Path) -> int:
@@ -669,6 +695,23 @@ def _secret_forms(secret: str) -> list[str]:
     if parts.query:
         forms.add(parts.query)
     return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def _validator(headers: Any) -> str | None:
+    """The strong validator of a response: its ``ETag`` unless weak (``W/``), else its ``Last-Modified``
+    when that is at least :data:`STRONG_LAST_MODIFIED_AGE` seconds before its ``Date`` (a date any
+    closer could stand for two versions written within one second); None when it has neither."""
+    etag = (headers.get("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag
+    modified, date = (headers.get("Last-Modified") or "").strip(), (headers.get("Date") or "").strip()
+    if not modified or not date:
+        return None
+    try:
+        age = (parsedate_to_datetime(date) - parsedate_to_datetime(modified)).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):  # unparsable, or naive vs aware dates
+        return None
+    return modified if age >= STRONG_LAST_MODIFIED_AGE else None
 
 
 def _discard(*paths: Path) -> None:

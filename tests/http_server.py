@@ -6,6 +6,9 @@ bytes sent per path and logs every request. Faults per path, each used up as it 
 ``cut_after`` (close the connection after n body bytes), ``status`` (answer with a code),
 ``stall_after`` (send n bytes, then hang until the server stops or :meth:`release` is called),
 ``replace_on_get`` (serve new bytes from the next GET on: a file that changes on the server).
+``validators`` chooses what identifies a version of a file: a strong ``ETag`` (the default), only a
+``Last-Modified`` date derived from the content (long past, so a strong validator), only a
+``Last-Modified`` equal to the response's ``Date`` (too recent to be a strong validator), or none.
 ``latency``/``rate`` emulate a distant server for benchmarks (tests leave them off).
 """
 
@@ -18,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
@@ -51,6 +55,7 @@ class FileServer:
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     replace_on_get: dict[str, bytes] = field(default_factory=dict)
     honour_if_range: bool = True  # False: serve ranges regardless of If-Range (like servers without it)
+    validators: str = "etag"  # "etag" | "last-modified" | "last-modified-now" | "none"
     headers: dict[str, dict[str, str]] = field(default_factory=dict)  # extra response headers per path
     latency: float = 0.0  # seconds before each answer (benchmarks: a distant server)
     rate: float | None = None  # bytes/s per response (benchmarks: a per-connection bandwidth limit)
@@ -146,6 +151,11 @@ def _etag(data: bytes) -> str:
     return '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
 
 
+def _last_modified(data: bytes) -> str:
+    """An HTTP date in 2020–2021 that differs between contents (a server whose file changed has a new mtime)."""
+    return formatdate(1_600_000_000 + int(hashlib.sha1(data).hexdigest()[:6], 16), usegmt=True)
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: FileServer
     protocol_version = "HTTP/1.1"
@@ -183,11 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._empty(404, rel or raw_path, method, range_header)
 
         size = len(data)
-        etag = _etag(data)
+        validator = {
+            "etag": _etag(data), "last-modified": _last_modified(data),
+            "last-modified-now": self.date_time_string(), "none": None,
+        }[owner.validators]
         start, end, status = 0, size - 1, 200
         m = _RANGE.fullmatch(range_header.strip()) if range_header else None
         if_range = self.headers.get("If-Range")
-        if m and (if_range is None or if_range == etag or not owner.honour_if_range):
+        if m and (if_range is None or if_range == validator or not owner.honour_if_range):
             start = int(m.group(1))
             end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
             if start >= size:
@@ -202,7 +215,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", etag)
+        if owner.validators == "etag":
+            self.send_header("ETag", validator)
+        elif validator is not None:
+            self.send_header("Last-Modified", validator)
         for name, value in owner.headers.get(rel, {}).items():
             self.send_header(name, value)
         if status == 206:

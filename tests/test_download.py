@@ -19,7 +19,7 @@ from nersemble_zarr.benchmark import ACCESS_FORM_URL, MONO, MONO_BENCHMARK, NVS,
 from nersemble_zarr.download import AccessDeniedError, DownloadError, download_benchmark
 
 sys.path.insert(0, str(Path(__file__).parent))
-from http_server import Fault, FileServer  # noqa: E402
+from http_server import Fault, FileServer, _etag  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("nersemble-zarr"))
 #: A distinctive secret in the URL path: it must never show up in output or in written files.
@@ -285,6 +285,8 @@ def test_part_holding_the_whole_file_is_renamed_without_fetching_it_again(server
     part = tmp_path / "raw" / NVS / f"{rel}.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(tree[f"{NVS}/{rel}"])  # killed between the last byte and the rename
+    state = {"size": len(tree[f"{NVS}/{rel}"]), "validator": _etag(tree[f"{NVS}/{rel}"])}
+    (part.parent / f"{part.name}.json").write_text(json.dumps(state))
     report = _download_nvs(tmp_path / "raw", server.url)
     assert report.ok and rel in report.downloaded
     assert (tmp_path / "raw" / NVS / rel).read_bytes() == tree[f"{NVS}/{rel}"] and not part.exists()
@@ -327,6 +329,62 @@ def test_file_changed_on_server_during_download_restarts_cleanly(server, tree, t
     assert not (tmp_path / "raw" / NVS / f"{rel}.part").exists()
     statuses = [g.status for g in server.gets(f"{NVS}/{rel}")]
     assert statuses[0] == 200 and statuses[-1] == 200, statuses  # restarted from byte 0
+
+
+@pytest.mark.parametrize("validators", ["etag", "last-modified", "last-modified-now", "none"])
+def test_same_size_change_on_a_server_ignoring_if_range_is_never_spliced(server, tree, tmp_path, validators):
+    # the worst server: it answers every Range with 206 whatever If-Range says, and the file changes
+    # to new bytes of the same size between the interrupted download and the resume
+    rel = _video("images", 1)
+    old = tree[f"{NVS}/{rel}"]
+    new = random.Random(3).randbytes(len(old))
+    server.honour_if_range = False
+    server.validators = validators
+    server.add_fault(f"{NVS}/{rel}", Fault(cut_after=40_000))
+    server.replace_on_get[f"{NVS}/{rel}"] = new
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and rel in report.downloaded
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == new  # the new file exactly, not old[:40000] + new[40000:]
+    assert not (tmp_path / "raw" / NVS / f"{rel}.part").exists()
+    assert not (tmp_path / "raw" / NVS / f"{rel}.part.json").exists()
+    gets = server.gets(f"{NVS}/{rel}")
+    assert gets[-1].range is None and gets[-1].status == 200, gets  # the new version fetched from byte 0
+    if validators in ("etag", "last-modified"):
+        # a validator was recorded: the resume was tried and its 206 refused for carrying another version
+        assert [(g.range, g.status) for g in gets] == [(None, 200), ("bytes=40000-", 206), (None, 200)]
+    else:
+        # nothing proves the 40 000 bytes on disk belong to the current version: no resume is even tried
+        assert [(g.range, g.status) for g in gets] == [(None, 200), (None, 200)]
+
+
+@pytest.mark.parametrize("validators", ["etag", "last-modified"])
+def test_unchanged_file_resumes_with_either_strong_validator(server, tree, tmp_path, validators):
+    rel = _video("images", 3)
+    server.honour_if_range = False  # the 206 itself must prove the version, not the server's If-Range
+    server.validators = validators
+    server.add_fault(f"{NVS}/{rel}", Fault(cut_after=40_000))
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and rel in report.downloaded
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == tree[f"{NVS}/{rel}"]
+    assert [g.range for g in server.gets(f"{NVS}/{rel}")] == [None, "bytes=40000-"]
+    assert server.bytes_served[f"{NVS}/{rel}"] == len(tree[f"{NVS}/{rel}"])  # nothing fetched twice
+
+
+@pytest.mark.parametrize("state", ["no state file", "state without validator", "unreadable state"])
+def test_part_whose_version_is_unknown_is_restarted_from_zero(server, tree, tmp_path, state):
+    # e.g. left by an older downloader, or another tool: its bytes may belong to another version
+    rel = _video("alpha_maps", 1)
+    part = tmp_path / "raw" / NVS / f"{rel}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 20_000)  # not the server's bytes: a resume would splice them in
+    if state == "state without validator":
+        (part.parent / f"{part.name}.json").write_text(json.dumps({"size": len(tree[f"{NVS}/{rel}"]), "validator": None}))
+    elif state == "unreadable state":
+        (part.parent / f"{part.name}.json").write_text("{not json")
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and rel in report.downloaded
+    assert (tmp_path / "raw" / NVS / rel).read_bytes() == tree[f"{NVS}/{rel}"]
+    assert [g.range for g in server.gets(f"{NVS}/{rel}")] == [None]
 
 
 def test_content_encoded_body_is_refused_not_saved(server, tmp_path):
