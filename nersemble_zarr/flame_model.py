@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
+import operator
 import os
 import pickle
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +43,19 @@ class FlameModelError(NersembleZarrError):
 # ---------------------------------------------------------------------------------------------
 # Restricted unpickling
 # ---------------------------------------------------------------------------------------------
+#
+# No byte of a model file reaches numpy's or scipy's own reconstruction code. Every numpy and scipy global a
+# pickle names resolves to a stand-in that only records what the pickle asks for; after loading, the stand-ins
+# become arrays through code that checks first: a dtype is rebuilt from a plain type code (numpy's
+# dtype.__setstate__ accepts a float64 flagged as holding Python objects, or a field at offset 10**7, which
+# crash the interpreter later), an array's bytes must equal shape × itemsize, and a scipy.sparse matrix stays
+# raw (format, shape, data, indices, indptr) until parse_flame_arrays has checked its structure with numpy
+# (scipy's conversions trust indices and indptr and read or write out of bounds: segfault, glibc abort, or
+# silently wrong values).
 
-_NUMPY_GLOBALS = {
-    # (module, name) pairs across numpy 1.x (numpy.core) and 2.x (numpy._core) pickles
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-}
+_ARRAY_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+_SCALAR = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+_FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
 _SPARSE_CLASSES = {
     "csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array",
 }
@@ -66,6 +70,167 @@ _BUILTIN_GLOBALS = {
 }
 #: Python 2 module names in old pickles (pickle's own fix_imports runs only inside the base find_class).
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+#: numpy type codes a pickle may use for a dtype: bool, integers, floats, complex, object (landmark .npy dicts).
+_TYPE_CODE = re.compile(r"[biufcO][0-9]{1,2}")
+_MAX_DEPTH = 64
+
+
+class _Refused(Exception):
+    """Content that is not a plain array: ``found`` and ``expected`` phrases for the one-line message."""
+
+    def __init__(self, found: str, expected: str) -> None:
+        super().__init__(f"{found}, expected {expected}")
+        self.found, self.expected = found, expected
+
+
+class _NdarrayRef:
+    """``numpy.ndarray`` as a pickle names it: accepted only as the class argument of an array reconstruction."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_NdarrayRef":
+        raise _Refused("a call of numpy.ndarray(...)", "arrays pickled as numpy pickles them")
+
+
+class _DtypeStandIn:
+    """``numpy.dtype(code, align, copy)`` plus its pickled state, turned into a dtype by :meth:`resolve`."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def resolve(self) -> np.dtype:
+        args = getattr(self, "args", ())
+        code = args[0] if args else None
+        if isinstance(code, bytes):
+            code = code.decode("latin1")
+        if not isinstance(code, str) or not _TYPE_CODE.fullmatch(code):
+            raise _Refused(f"a numpy dtype {code!r}", "a plain bool, integer, float, complex or object type")
+        try:
+            dtype = np.dtype(code)
+        except TypeError:
+            raise _Refused(f"a numpy dtype {code!r}", "a plain bool, integer, float, complex or object type") from None
+        state = getattr(self, "state", None)
+        if state is None:
+            return dtype
+        if not isinstance(state, tuple) or len(state) < 5:
+            raise _Refused(f"numpy dtype {code} with an unreadable state", "(version, byte order, None, None, None, ...)")
+        order, subarray, names, fields = state[1:5]
+        if subarray is not None or names is not None or fields is not None:
+            raise _Refused(f"numpy dtype {code} with fields or a sub-array", "a plain numeric dtype")
+        if isinstance(order, bytes):
+            order = order.decode("latin1")
+        if order not in ("<", ">", "=", "|"):
+            raise _Refused(f"numpy dtype {code} with byte order {order!r}", "one of '<', '>', '=', '|'")
+        return dtype.newbyteorder(order) if order in ("<", ">") and dtype.itemsize > 1 else dtype
+
+
+def _shape_tuple(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, (tuple, list)) or len(shape) > 32:
+        raise _Refused(f"an array shape {shape!r:.80}", "a tuple of at most 32 sizes")
+    try:
+        out = tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise _Refused(f"an array shape {shape!r:.80}", "a tuple of integers") from None
+    if any(s < 0 for s in out):
+        raise _Refused(f"an array shape {out}", "non-negative sizes")
+    return out
+
+
+def _as_bytes(raw: Any) -> bytes:
+    if isinstance(raw, str):  # python-2 pickles read with encoding="latin1"
+        return raw.encode("latin1")
+    try:
+        return bytes(memoryview(raw))  # bytes, bytearray, PickleBuffer
+    except TypeError:
+        raise _Refused(f"array data of type {type(raw).__name__}", "bytes") from None
+
+
+def _array_from_bytes(raw: Any, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    n = math.prod(shape)
+    data = _as_bytes(raw)
+    if len(data) != n * dtype.itemsize:
+        raise _Refused(
+            f"an array of shape {shape} {dtype} with {len(data)} bytes of data", f"{n * dtype.itemsize} bytes"
+        )
+    if n == 0:
+        return np.zeros(shape, dtype)
+    return np.frombuffer(data, dtype=dtype, count=n).reshape(shape, order=order).copy()
+
+
+def _build_array(state: Any) -> np.ndarray:
+    """An ndarray from numpy's pickled state ``([version,] shape, dtype, is_fortran, rawdata)``, sizes checked."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise _Refused("an array with an unreadable state", "(version, shape, dtype, is_fortran, data)")
+    shape, dtype, fortran, raw = state[-4:]
+    if not isinstance(dtype, _DtypeStandIn):
+        raise _Refused(f"an array whose dtype is a {type(dtype).__name__}", "a numpy dtype")
+    if not isinstance(fortran, (bool, int)):
+        raise _Refused(f"an array whose order flag is a {type(fortran).__name__}", "a bool")
+    dtype, shape, order = dtype.resolve(), _shape_tuple(shape), "F" if fortran else "C"
+    if not dtype.hasobject:
+        return _array_from_bytes(raw, dtype, shape, order)
+    n = math.prod(shape)
+    if not isinstance(raw, list) or len(raw) != n:
+        found = f"{len(raw)} items" if isinstance(raw, list) else f"a {type(raw).__name__}"
+        raise _Refused(f"an object array of shape {shape} holding {found}", f"a list of {n} items")
+    out = np.empty(n, dtype=object)
+    for i, item in enumerate(raw):
+        out[i] = item
+    return out.reshape(shape, order=order)
+
+
+class _ArrayStandIn:
+    """numpy's ``_reconstruct(ndarray, shape, typecode)`` followed by ``__setstate__``; holds the checked array or
+    why it was refused (reported with the array's key once loading has finished)."""
+
+    def __init__(self, subtype: Any = None, *args: Any) -> None:
+        if subtype is not _NdarrayRef:
+            raise _Refused(f"an array of class {getattr(subtype, '__name__', type(subtype).__name__)}", "numpy.ndarray")
+
+    def __setstate__(self, state: Any) -> None:
+        try:
+            self.array: np.ndarray | None = _build_array(state)
+        except _Refused as e:
+            self.array, self.refused = None, e
+
+
+def _scalar(dtype: Any, *args: Any) -> Any:
+    """numpy's pickled scalar ``scalar(dtype, bytes)``, size checked."""
+    if not isinstance(dtype, _DtypeStandIn):
+        raise _Refused(f"a numpy scalar whose dtype is a {type(dtype).__name__}", "a numpy dtype")
+    dtype = dtype.resolve()
+    value = args[0] if args else None
+    if dtype.hasobject:
+        return value
+    return _array_from_bytes(value, dtype, (), "C")[()]
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any = "C") -> np.ndarray:
+    """numpy's protocol-5 array ``_frombuffer(buffer, dtype, shape, order)``, size checked."""
+    if not isinstance(dtype, _DtypeStandIn):
+        raise _Refused(f"an array whose dtype is a {type(dtype).__name__}", "a numpy dtype")
+    dtype = dtype.resolve()
+    if dtype.hasobject or order not in ("C", "F"):
+        raise _Refused(f"a buffer array of dtype {dtype}, order {order!r}", "a numeric dtype, order 'C' or 'F'")
+    return _array_from_bytes(buf, dtype, _shape_tuple(shape), order)
+
+
+class _SparseStandIn:
+    """A pickled scipy.sparse matrix kept as its raw state (``_shape``, ``data``, ``indices``/``indptr`` or
+    ``coords``/``row``/``col``); :func:`parse_flame_arrays` checks it and densifies it with numpy."""
+
+    sparse_class = "scipy.sparse"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_SparseStandIn":
+        if args or kwargs:
+            raise _Refused(f"a call of {cls.sparse_class}(...) with arguments", "a matrix pickled as scipy pickles it")
+        return object.__new__(cls)
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
+            state = state[0]
+        self.state = state
 
 
 class _ChumpyStandIn:
@@ -86,42 +251,74 @@ class _ChumpyStandIn:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only numpy, scipy.sparse and chumpy stand-ins; refuses every other global by name."""
+    """Resolves numpy, scipy.sparse and chumpy names to stand-ins; refuses every other global by name."""
 
     def __init__(self, file: io.BufferedIOBase, source: str) -> None:
         super().__init__(file, encoding="latin1")
         self.source = source
-        self._stand_ins: dict[str, type[_ChumpyStandIn]] = {}
+        self._stand_ins: dict[str, type] = {}
+
+    def _stand_in(self, qualified: str, base: type, attr: str) -> type:
+        if qualified not in self._stand_ins:
+            self._stand_ins[qualified] = type(qualified.rpartition(".")[2], (base,), {attr: qualified})
+        return self._stand_ins[qualified]
 
     def find_class(self, module: str, name: str) -> Any:
         module = _PY2_MODULES.get(module, module)
-        if (module, name) in _NUMPY_GLOBALS:
-            import numpy._core.multiarray as multiarray
-            import numpy._core.numeric as numeric
-
-            if name in ("ndarray", "dtype"):
-                return getattr(np, name)
-            return getattr(numeric if name == "_frombuffer" else multiarray, name)
+        if (module, name) == ("numpy", "ndarray"):
+            return _NdarrayRef
+        if (module, name) == ("numpy", "dtype"):
+            return _DtypeStandIn
+        if (module, name) in _ARRAY_RECONSTRUCT:
+            return _ArrayStandIn
+        if (module, name) in _SCALAR:
+            return _scalar
+        if (module, name) in _FROMBUFFER:
+            return _frombuffer
         if module in _SPARSE_MODULES and name in _SPARSE_CLASSES:
-            import scipy.sparse
-
-            return getattr(scipy.sparse, name)
+            return self._stand_in(f"scipy.sparse.{name}", _SparseStandIn, "sparse_class")
         if (module, name) in _BUILTIN_GLOBALS:
             return super().find_class(module, name)
         if module == "chumpy" or module.startswith("chumpy."):
-            qualified = f"{module}.{name}"
-            if qualified not in self._stand_ins:
-                self._stand_ins[qualified] = type(name, (_ChumpyStandIn,), {"chumpy_class": qualified})
-            return self._stand_ins[qualified]
+            return self._stand_in(f"{module}.{name}", _ChumpyStandIn, "chumpy_class")
         raise FlameModelError(
             f"{self.source}: refusing to load the pickle: it references {module}.{name}, which is not a numpy, "
             "scipy.sparse or chumpy array (a model file must hold arrays only; nothing from it was executed)"
         )
 
 
-def _resolve_chumpy(value: Any, source: str, key: str) -> Any:
-    """A chumpy stand-in → its ``x`` array (as numpy); other values unchanged (containers recursively)."""
-    if isinstance(value, _ChumpyStandIn):
+_IN_PROGRESS = object()
+
+
+def _resolve(value: Any, source: str, key: str, memo: dict[int, Any], depth: int = 0) -> Any:
+    """Stand-ins → checked numpy arrays/dtypes (chumpy objects → their ``x``; sparse stand-ins keep their raw,
+    resolved state); containers rebuilt. Shared objects are resolved once; a cycle is refused."""
+    if not isinstance(value, (dict, list, tuple, _ArrayStandIn, _DtypeStandIn, _ChumpyStandIn, _SparseStandIn)):
+        return value
+    ident = id(value)
+    if ident in memo:
+        if memo[ident] is _IN_PROGRESS:
+            raise _bad(source, key, "contains itself (a cyclic pickle)", "arrays")
+        return memo[ident]
+    if depth > _MAX_DEPTH:
+        raise _bad(source, key, f"is nested more than {_MAX_DEPTH} levels deep", "arrays")
+    memo[ident] = _IN_PROGRESS
+    if isinstance(value, _ArrayStandIn):
+        result = getattr(value, "array", None)
+        if result is None:
+            refused = getattr(value, "refused", _Refused("an array without data", "an array with data"))
+            raise _bad(source, key, f"is {refused.found}", refused.expected)
+        if result.dtype.hasobject:  # its items were unpickled too (np.save of a dict): resolve them
+            items = np.empty(result.shape, dtype=object)
+            for index in np.ndindex(result.shape):
+                items[index] = _resolve(result[index], source, key, memo, depth + 1)
+            result = items
+    elif isinstance(value, _DtypeStandIn):
+        try:
+            result = value.resolve()
+        except _Refused as e:
+            raise _bad(source, key, f"is {e.found}", e.expected) from None
+    elif isinstance(value, _ChumpyStandIn):
         state = getattr(value, "state", None)
         x = state.get("x") if isinstance(state, dict) else None
         if x is None:
@@ -129,30 +326,44 @@ def _resolve_chumpy(value: Any, source: str, key: str) -> Any:
                 f"{source}: '{key}' is a {value.chumpy_class} object without a stored array ('x'); only plain "
                 "chumpy arrays (chumpy.ch.Ch) can be read without chumpy"
             )
-        return np.asarray(_resolve_chumpy(x, source, key))
-    if isinstance(value, dict):
-        return {k: _resolve_chumpy(v, source, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_resolve_chumpy(v, source, key) for v in value)
-    return value
+        result = _resolve(x, source, key, memo, depth + 1)
+        if not isinstance(result, (np.ndarray, _SparseStandIn)):
+            try:
+                result = np.asarray(result)
+            except Exception as e:
+                raise _bad(source, key, f"is a chumpy array whose value cannot be read as an array ({e})", "an array") from None
+    elif isinstance(value, _SparseStandIn):
+        state = getattr(value, "state", None)
+        value.state = _resolve(state, source, key, memo, depth + 1)
+        result = value
+    elif isinstance(value, dict):
+        result = {k: _resolve(v, source, f"{key}.{k}" if key else str(k), memo, depth + 1) for k, v in value.items()}
+    else:
+        result = type(value)(_resolve(v, source, key, memo, depth + 1) for v in value)
+    memo[ident] = result
+    return result
 
 
 def safe_load_pickle(data: bytes, source: str) -> Any:
     """Unpickle ``data`` (python-2 protocol-2 pickles included, ``encoding="latin1"``) allowing only arrays.
 
-    numpy arrays/scalars/dtypes and scipy.sparse csc/csr/coo matrices load as themselves; chumpy objects
-    load as their numpy value; anything else raises :class:`FlameModelError` naming the class, before it is
-    called. ``source`` names the file in error messages.
+    numpy arrays/scalars/dtypes load as numpy objects rebuilt from checked type codes and sizes (never through
+    numpy's own unpickling); chumpy objects load as their numpy value; a scipy.sparse csc/csr/coo matrix loads
+    as a raw stand-in (its pickled state, unchecked) that :func:`parse_flame_arrays` validates and densifies,
+    so no scipy code ever runs on a file's indices. Anything else raises :class:`FlameModelError` naming the
+    class, before it is called. ``source`` names the file in error messages.
     """
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), source).load()
     except FlameModelError:
         raise
+    except _Refused as e:
+        raise FlameModelError(f"{source}: refusing to load the pickle: it holds {e} (a model file holds plain arrays)") from None
     except Exception as e:  # truncated or corrupt streams raise anything from EOFError to struct.error
         raise FlameModelError(
             f"{source}: not a readable pickle ({len(data)} bytes; truncated or corrupt: {type(e).__name__}: {e})"
         ) from None
-    return _resolve_chumpy(obj, source, "")
+    return _resolve(obj, source, "", {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,11 +373,12 @@ def safe_load_pickle(data: bytes, source: str) -> Any:
 
 @dataclass(frozen=True)
 class FlameModelArrays:
-    """The FLAME 2023 arrays as plain numpy (float64 as stored unless noted).
+    """The FLAME 2023 arrays as plain, C-contiguous numpy (float64 unless noted), checked on load.
 
-    ``v_template (5023, 3)`` metres, ``faces (9976, 3) int64``, ``shapedirs (5023, 3, 400)`` (300 shape then
-    100 expression directions), ``posedirs (5023, 3, 36)``, ``J_regressor (5, 5023)`` dense,
-    ``weights (5023, 5)``, ``parents (5,) int64`` (root's parent -1), plus where it came from.
+    ``v_template (5023, 3)`` metres, ``faces (9976, 3) int64`` (vertex indices 0..5022), ``shapedirs (5023, 3,
+    400)`` (300 shape then 100 expression directions), ``posedirs (5023, 3, 36)``, ``J_regressor (5, 5023)``
+    dense, ``weights (5023, 5)``, ``parents (5,) int64`` (root's parent -1), plus where it came from. Every
+    float array is finite.
     """
 
     v_template: np.ndarray
@@ -180,66 +392,204 @@ class FlameModelArrays:
     sha256: str = ""
 
 
+_DAMAGED = "the file is damaged or not a FLAME 2023 model (use the pickle from flame.is.tue.mpg.de)"
+
+
+def _bad(source: str, key: str, found: str, expected: str) -> FlameModelError:
+    """The one-line refusal: file, array, what was found, what a FLAME 2023 model holds."""
+    return FlameModelError(f"{source}: '{key}' {found}, expected {expected}; {_DAMAGED}")
+
+
+def _shape_text(expected: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("any" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+
+
 def _check_shape(source: str, name: str, array: np.ndarray, expected: tuple[int | None, ...]) -> None:
     ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
     if not ok:
-        shown = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
-        raise FlameModelError(
-            f"{source}: '{name}' has shape {tuple(array.shape)}, expected {shown} for a FLAME 2023 model"
-        )
+        raise _bad(source, name, f"has shape {tuple(array.shape)}", _shape_text(expected))
 
 
-def _as_dense(value: Any) -> np.ndarray:
-    if hasattr(value, "toarray"):  # scipy.sparse
-        return np.asarray(value.toarray())
-    return np.asarray(value)
+def _kind_text(kinds: str) -> str:
+    return "an integer array" if kinds == "iu" else "a numeric (float or integer) array"
+
+
+def _check_finite(source: str, key: str, array: np.ndarray) -> None:
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise _bad(source, key, f"holds {int(bad.sum())} non-finite value(s) (first {array[where]} at index {where})",
+                       "finite numbers")
+
+
+def _raw_part(source: str, key: str, state: Mapping[str, Any], part: str, kinds: str) -> np.ndarray:
+    """One array of a sparse matrix's raw state: a 1-D numpy array of the given dtype kinds."""
+    value = state.get(part)
+    if not isinstance(value, np.ndarray):
+        raise _bad(source, key, f"has '{part}' of type {type(value).__name__}", "a 1-D numpy array")
+    if value.dtype.kind not in kinds or value.ndim != 1:
+        raise _bad(source, key, f"has '{part}' of dtype {value.dtype} and shape {value.shape}",
+                   f"a 1-D {'integer' if kinds == 'iu' else 'numeric'} array")
+    return value
+
+
+def _sparse_to_dense(source: str, key: str, value: Any, expected: tuple[int, int]) -> np.ndarray:
+    """A csc/csr/coo matrix's raw state, its structure checked with numpy, densified to float64 C-order.
+
+    Checks before any index is used: shape equals ``expected``; data/indices/indptr (or coords) are 1-D numeric
+    resp. integer arrays; ``indptr`` has one entry per column (csc) or row (csr) plus one, starts at 0, never
+    decreases and ends at nnz = len(indices) = len(data); every index lies within the matrix; data is finite.
+    Duplicate entries are summed (as scipy does).
+    """
+    if isinstance(value, _SparseStandIn):
+        cls, state = value.sparse_class.rpartition(".")[2], getattr(value, "state", None)
+    else:  # a real scipy object (an in-memory dict): read its raw attributes, call none of its methods
+        cls, state = type(value).__name__, getattr(value, "__dict__", None)
+    fmt = cls[:3]
+    label = f"(a scipy.sparse {cls})"
+    if fmt not in ("csc", "csr", "coo"):
+        raise _bad(source, key, f"is a scipy.sparse {cls}", "a dense array or a csc/csr/coo matrix")
+    if not isinstance(state, Mapping):
+        raise _bad(source, key, f"{label} has no readable state ({type(state).__name__})", "a dict of arrays")
+    raw_shape = state.get("_shape", state.get("shape"))
+    try:
+        shape = _shape_tuple(raw_shape)
+    except _Refused:
+        raise _bad(source, key, f"{label} has shape {raw_shape!r:.80}", _shape_text(expected)) from None
+    if shape != expected:
+        raise _bad(source, key, f"has shape {shape}", _shape_text(expected))
+    m, n = shape
+    data = _raw_part(source, key, state, "data", "iuf")
+    if fmt in ("csc", "csr"):
+        indices = _raw_part(source, key, state, "indices", "iu")
+        indptr = _raw_part(source, key, state, "indptr", "iu")
+        major, minor = (n, m) if fmt == "csc" else (m, n)
+        major_name, minor_name = ("column", "row") if fmt == "csc" else ("row", "column")
+        nnz = len(indices)
+        if len(indptr) != major + 1:
+            raise _bad(source, key, f"{label} has 'indptr' of length {len(indptr)}",
+                       f"{major + 1} (one more than its {major} {major_name}s)")
+        if len(data) != nnz:
+            raise _bad(source, key, f"{label} has {len(data)} values in 'data' and {nnz} in 'indices'", "equal lengths")
+        if indptr[0] != 0:
+            raise _bad(source, key, f"{label} has 'indptr' starting at {indptr[0]}", "0")
+        if indptr[-1] != nnz:
+            raise _bad(source, key, f"{label} has 'indptr' ending at {indptr[-1]}",
+                       f"the number of stored values, {nnz}")
+        if indptr.max() > nnz:  # compared in the stored dtype: values beyond int64 cannot wrap around
+            i = int(np.argmax(indptr))
+            raise _bad(source, key, f"{label} has 'indptr'[{i}] = {indptr[i]}, beyond the {nnz} stored values",
+                       f"offsets within 0..{nnz}")
+        counts = np.diff(indptr.astype(np.int64))
+        if (counts < 0).any():
+            i = int(np.argmax(counts < 0))
+            raise _bad(source, key, f"{label} has 'indptr' decreasing at position {i} ({indptr[i]} -> {indptr[i + 1]})",
+                       "non-decreasing offsets")
+        if nnz and (indices.min() < 0 or indices.max() >= minor):
+            i = int(np.argmax((indices < 0) | (indices >= minor)))
+            raise _bad(source, key, f"{label} has {minor_name} index {indices[i]} (stored value {i})",
+                       f"{minor_name} indices in 0..{minor - 1}")
+        major_index = np.repeat(np.arange(major, dtype=np.int64), counts)
+        minor_index = indices.astype(np.int64)
+        rows, cols = (minor_index, major_index) if fmt == "csc" else (major_index, minor_index)
+    else:
+        coords = state.get("coords")
+        if coords is None and "row" in state and "col" in state:  # scipy < 1.13
+            coords = (state["row"], state["col"])
+        if not isinstance(coords, (tuple, list)) or len(coords) != 2:
+            raise _bad(source, key, f"{label} has coordinates {type(coords).__name__}", "(row, col) arrays")
+        pair = {"row": coords[0], "col": coords[1]}
+        rows, cols = (_raw_part(source, key, pair, part, "iu") for part in ("row", "col"))
+        for part, index, size in (("row", rows, m), ("col", cols, n)):
+            if len(index) != len(data):
+                raise _bad(source, key, f"{label} has {len(data)} values in 'data' and {len(index)} in '{part}'",
+                           "equal lengths")
+            if len(index) and (index.min() < 0 or index.max() >= size):
+                i = int(np.argmax((index < 0) | (index >= size)))
+                raise _bad(source, key, f"{label} has {part} index {index[i]} (stored value {i})",
+                           f"{part} indices in 0..{size - 1}")
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    _check_finite(source, f"{key}", data)
+    dense = np.zeros(shape, dtype=np.float64)
+    np.add.at(dense, (rows, cols), data.astype(np.float64))
+    return dense
+
+
+def _is_sparse(value: Any) -> bool:
+    return isinstance(value, _SparseStandIn) or type(value).__module__.startswith("scipy.sparse")
+
+
+def _model_array(
+    source: str, key: str, value: Any, shapes: tuple[tuple[int | None, ...], ...], kinds: str, sparse_ok: bool = False
+) -> np.ndarray:
+    """``value`` as a checked numpy array: one of ``shapes``, dtype kind in ``kinds``, finite if float."""
+    if _is_sparse(value):
+        if not sparse_ok:
+            raise _bad(source, key, f"is a scipy.sparse {type(value).__name__}", "a dense numpy array")
+        return _sparse_to_dense(source, key, value, shapes[0])  # type: ignore[arg-type]
+    if isinstance(value, (list, tuple)):  # an in-memory dict may hold nested lists
+        try:
+            value = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise _bad(source, key, f"is a list that is not a rectangular array ({e})", _kind_text(kinds)) from None
+    if not isinstance(value, np.ndarray):
+        raise _bad(source, key, f"is a {type(value).__name__}", f"{_kind_text(kinds)} {_shape_text(shapes[0])}")
+    array = np.asarray(value)
+    if array.dtype.kind not in kinds or array.dtype.names is not None:
+        raise _bad(source, key, f"has dtype {array.dtype}", _kind_text(kinds))
+    if not any(array.ndim == len(s) and all(e is None or e == d for e, d in zip(s, array.shape)) for s in shapes):
+        raise _bad(source, key, f"has shape {tuple(array.shape)}", " or ".join(_shape_text(s) for s in shapes))
+    _check_finite(source, key, array)
+    return array
 
 
 def parse_flame_arrays(raw: Mapping[str, Any], source: str = "<memory>", sha256: str = "") -> FlameModelArrays:
-    """Check a loaded model dict (keys as in the pickle) and return its arrays; errors name key, expected, found."""
+    """Check a loaded model dict (keys as in the pickle) and return its arrays, C-contiguous.
+
+    Every array is checked before any of its values is used: dtype kind (numeric; integer for ``f`` and
+    ``kintree_table``; never object), shape against the FLAME 2023 layout, finite floats, face indices within
+    the vertices, a kinematic tree, a J_regressor without empty rows, and a sparse J_regressor's structure (see
+    :func:`_sparse_to_dense`). A refusal is a :class:`FlameModelError` naming ``source``, the key, what it
+    found and what it expected.
+    """
     if not isinstance(raw, Mapping):
         raise FlameModelError(f"{source}: expected a dict of FLAME arrays, found {type(raw).__name__}")
     required = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
     missing = [k for k in required if k not in raw]
     if missing:
         raise FlameModelError(f"{source}: missing key(s) {missing}; a FLAME model pickle holds {list(required)}")
-    try:
-        arrays = {k: _as_dense(raw[k]) for k in required}
-    except Exception as e:  # an object array or sparse matrix that cannot densify
-        raise FlameModelError(f"{source}: cannot read the model arrays as numbers: {e}") from None
-    for key, array in arrays.items():
-        if not (np.issubdtype(array.dtype, np.number)):
-            raise FlameModelError(f"{source}: '{key}' has dtype {array.dtype}, expected a numeric array")
     v, n_dirs = N_VERTICES, N_SHAPE + N_EXPRESSION
-    _check_shape(source, "v_template", arrays["v_template"], (v, 3))
-    _check_shape(source, "f", arrays["f"], (N_FACES, 3))
-    _check_shape(source, "shapedirs", arrays["shapedirs"], (v, 3, None))
-    if arrays["shapedirs"].shape[2] < n_dirs:
-        raise FlameModelError(
-            f"{source}: 'shapedirs' has {arrays['shapedirs'].shape[2]} directions, expected at least {n_dirs} "
-            f"({N_SHAPE} shape + {N_EXPRESSION} expression directions)"
-        )
-    posedirs = arrays["posedirs"]
-    if posedirs.shape == (v * 3, N_POSE_BASIS):
-        posedirs = posedirs.reshape(v, 3, N_POSE_BASIS)
-    _check_shape(source, "posedirs", posedirs, (v, 3, N_POSE_BASIS))
-    _check_shape(source, "J_regressor", arrays["J_regressor"], (N_JOINTS, v))
-    _check_shape(source, "weights", arrays["weights"], (v, N_JOINTS))
-    _check_shape(source, "kintree_table", arrays["kintree_table"], (2, N_JOINTS))
-    faces = arrays["f"].astype(np.int64)
-    if faces.min() < 0 or faces.max() >= v:
-        raise FlameModelError(f"{source}: 'f' indexes vertices {faces.min()}..{faces.max()}, expected 0..{v - 1}")
-    parents = arrays["kintree_table"][0].astype(np.int64)
+    number = "iuf"
+    v_template = _model_array(source, "v_template", raw["v_template"], ((v, 3),), number)
+    f = _model_array(source, "f", raw["f"], ((N_FACES, 3),), "iu")
+    shapedirs = _model_array(source, "shapedirs", raw["shapedirs"], ((v, 3, None),), number)
+    if shapedirs.shape[2] < n_dirs:
+        raise _bad(source, "shapedirs", f"has {shapedirs.shape[2]} directions",
+                   f"at least {n_dirs} ({N_SHAPE} shape + {N_EXPRESSION} expression directions)")
+    posedirs = _model_array(source, "posedirs", raw["posedirs"], ((v, 3, N_POSE_BASIS), (v * 3, N_POSE_BASIS)), number)
+    regressor = _model_array(source, "J_regressor", raw["J_regressor"], ((N_JOINTS, v),), number, sparse_ok=True)
+    weights = _model_array(source, "weights", raw["weights"], ((v, N_JOINTS),), number)
+    kintree = _model_array(source, "kintree_table", raw["kintree_table"], ((2, N_JOINTS),), "iu")
+    if f.min() < 0 or f.max() >= v:  # compared in the stored dtype, before any cast
+        raise _bad(source, "f", f"indexes vertices {f.min()}..{f.max()}", f"0..{v - 1}")
+    empty = np.flatnonzero(~np.asarray(regressor != 0).any(axis=1))
+    if empty.size:
+        raise _bad(source, "J_regressor", f"has no weights for joint(s) {empty.tolist()}",
+                   "every joint regressed from some vertices")
+    parents = kintree[0].astype(np.int64)
     parents[0] = -1  # stored as uint32 -1
     if np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, N_JOINTS)):
-        raise FlameModelError(f"{source}: 'kintree_table' parents {parents.tolist()} do not form a kinematic tree")
+        raise _bad(source, "kintree_table", f"has parents {kintree[0].tolist()}",
+                   "a kinematic tree (each joint's parent an earlier joint)")
+    as_float = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
     return FlameModelArrays(
-        v_template=arrays["v_template"].astype(np.float64),
-        faces=faces,
-        shapedirs=arrays["shapedirs"][:, :, :n_dirs].astype(np.float64),
-        posedirs=posedirs.astype(np.float64),
-        J_regressor=arrays["J_regressor"].astype(np.float64),
-        weights=arrays["weights"].astype(np.float64),
+        v_template=as_float(v_template),
+        faces=np.ascontiguousarray(f, dtype=np.int64),
+        shapedirs=as_float(shapedirs[:, :, :n_dirs]),
+        posedirs=as_float(posedirs.reshape(v, 3, N_POSE_BASIS)),
+        J_regressor=as_float(regressor),
+        weights=as_float(weights),
         parents=parents,
         source=source,
         sha256=sha256,
@@ -247,7 +597,8 @@ def parse_flame_arrays(raw: Mapping[str, Any], source: str = "<memory>", sha256:
 
 
 def read_flame_arrays(path: str | os.PathLike) -> FlameModelArrays:
-    """Read and check a FLAME 2023 model pickle (chumpy-free, no code execution); see :func:`safe_load_pickle`."""
+    """Read and check a FLAME 2023 model pickle (chumpy-free, no code execution, no scipy on its indices);
+    see :func:`safe_load_pickle` and :func:`parse_flame_arrays`."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -321,8 +672,7 @@ def read_landmark_embedding(
     for key in ("lmk_face_idx", "lmk_b_coords"):
         if key not in obj:
             raise FlameModelError(f"{static}: missing key '{key}' (found {sorted(obj)})")
-    face_idx = np.asarray(obj["lmk_face_idx"]).astype(np.int64)
-    bary = np.asarray(obj["lmk_b_coords"], dtype=np.float64)
+    face_idx, bary = _landmark_arrays(static, obj)
     _check_landmarks(static, face_idx, bary, ())
     contour_face_idx = contour_bary = None
     if contour is not None:
@@ -330,10 +680,18 @@ def read_landmark_embedding(
         cobj = _load_mapping(contour)
         if not isinstance(cobj, Mapping) or "lmk_face_idx" not in cobj or "lmk_b_coords" not in cobj:
             raise FlameModelError(f"{contour}: expected a dict with 'lmk_face_idx' and 'lmk_b_coords'")
-        contour_face_idx = np.asarray(cobj["lmk_face_idx"]).astype(np.int64)
-        contour_bary = np.asarray(cobj["lmk_b_coords"], dtype=np.float64)
+        contour_face_idx, contour_bary = _landmark_arrays(contour, cobj)
         _check_landmarks(contour, contour_face_idx, contour_bary, (79,))
     return LandmarkEmbedding(face_idx, bary, contour_face_idx, contour_bary)
+
+
+def _landmark_arrays(path: Path, obj: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``lmk_face_idx`` as int64 and ``lmk_b_coords`` as float64, dtype kinds and finiteness checked first."""
+    face_idx = _model_array(str(path), "lmk_face_idx", obj["lmk_face_idx"], ((None,), (None, None)), "iu")
+    bary = _model_array(str(path), "lmk_b_coords", obj["lmk_b_coords"], ((None, 3), (None, None, 3)), "iuf")
+    if face_idx.size and (face_idx.min() < 0 or face_idx.max() >= N_FACES):  # before a cast can wrap
+        raise _bad(str(path), "lmk_face_idx", f"indexes faces {face_idx.min()}..{face_idx.max()}", f"0..{N_FACES - 1}")
+    return face_idx.astype(np.int64), bary.astype(np.float64)
 
 
 def _check_landmarks(path: Path, face_idx: np.ndarray, bary: np.ndarray, lead: tuple[int, ...]) -> None:
@@ -419,7 +777,8 @@ class FlameModel:
             raise FlameModelError(f"torch device {str(device)!r} is not usable here: {e}") from None
         self.dtype = dtype
         self.landmark_embedding = landmarks
-        as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=self.device)  # noqa: E731
+        # every buffer dense and C-contiguous (posedirs is a transposed view before the copy)
+        as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=self.device).contiguous()  # noqa: E731
         self.v_template = as_t(arrays.v_template)
         self.shapedirs = as_t(arrays.shapedirs[:, :, :N_SHAPE])
         self.exprdirs = as_t(arrays.shapedirs[:, :, N_SHAPE:N_SHAPE + N_EXPRESSION])
