@@ -2,7 +2,11 @@
 
 Reads metadata only (and lists object sizes); never a chunk. Completeness comes from the
 converter's markers, read directly (not from consolidated metadata, which a killed convert may
-have left stale).
+have left stale), and is only claimed where the markers tell the truth: the cheap part of
+:func:`~nersemble_zarr.check.check_store` (object listing and every ``zarr.json``, no shard index)
+runs too, and a sequence, a calibration or the store whose marked-complete objects are missing,
+whose metadata is corrupt or lost, or whose markers disagree with what is there is reported as
+damaged ("run nersemble-zarr check STORE") instead of complete.
 """
 
 from __future__ import annotations
@@ -42,11 +46,12 @@ class SequenceInfo:
     levels: list[int] = field(default_factory=list)  # complete downscale factors (2 = half resolution)
     flame_meshes: list[int] = field(default_factory=list)  # tracking versions with complete FLAME vertices
     incomplete: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # problems `check` finds (missing shards, corrupt metadata, …)
     bytes: int = 0
 
     @property
     def complete(self) -> bool:
-        return not self.incomplete
+        return not self.incomplete and not self.damaged
 
 
 @dataclass
@@ -54,6 +59,7 @@ class ParticipantInfo:
     participant: int
     calibration: bool
     sequences: list[SequenceInfo] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # calibration / participant-level problems `check` finds
 
 
 @dataclass
@@ -71,16 +77,26 @@ class StoreInfo:
     format: dict[str, Any]
     benchmarks: list[BenchmarkInfo] = field(default_factory=list)
     bytes: int = 0
+    damaged: list[str] = field(default_factory=list)  # store-level problems (consolidated metadata, faces, …)
+    leftovers: int = 0  # zarr temporary files of a killed write (harmless; the next writer removes them)
+
+    @property
+    def intact(self) -> bool:
+        """False when ``check`` found any missing or damaged object or a lying marker anywhere."""
+        return not self.damaged and all(
+            not p.damaged and all(not s.damaged for s in p.sequences) for b in self.benchmarks for p in b.participants
+        )
 
     @property
     def complete(self) -> bool:
-        return all(
+        return self.intact and all(
             p.calibration and all(s.complete for s in p.sequences) for b in self.benchmarks for p in b.participants
         )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["complete"] = self.complete
+        d["intact"] = self.intact
         return d
 
 
@@ -161,20 +177,79 @@ def store_info(store: str | os.PathLike, *, storage_options: dict[str, Any] | No
     fs, path = loc.filesystem()
     sizes = _du(fs, path)
     out = StoreInfo(store=str(store), format=dict(fmt), bytes=sum(sizes.values()))
-    for bname in sorted(root.group_keys()):
-        bgroup = root[bname]
+    for bname in _children(root, "", sizes):
+        bgroup = _open(root, bname)
+        if bgroup is None:
+            out.damaged.append(f"{bname}/zarr.json does not open")
+            continue
         binfo = BenchmarkInfo(bname, schema.METADATA_ATTR in bgroup.attrs)
-        for pname in sorted(bgroup.group_keys()):
-            pgroup = bgroup[pname]
-            calib = schema.CALIBRATION in set(pgroup.group_keys()) and bool(
-                pgroup[schema.CALIBRATION].attrs.get(schema.COMPLETE_ATTR, False)
-            )
+        for pname in _children(bgroup, bname, sizes):
+            if not pname.isdigit():
+                continue
+            pgroup = _open(bgroup, pname)
+            if pgroup is None:
+                out.damaged.append(f"{bname}/{pname}/zarr.json does not open")
+                continue
+            calib_group = _open(pgroup, schema.CALIBRATION)
+            calib = calib_group is not None and bool(calib_group.attrs.get(schema.COMPLETE_ATTR, False))
             pinfo = ParticipantInfo(int(pname), calib)
-            for sname in sorted(k for k in pgroup.group_keys() if k != schema.CALIBRATION):
-                pinfo.sequences.append(_sequence_info(pgroup[sname], sname, sizes, f"{bname}/{pname}/{sname}"))
+            for sname in _children(pgroup, f"{bname}/{pname}", sizes):
+                if sname == schema.CALIBRATION:
+                    continue
+                spath = f"{bname}/{pname}/{sname}"
+                try:
+                    pinfo.sequences.append(_sequence_info(pgroup[sname], sname, sizes, spath))
+                except Exception as e:  # noqa: BLE001  a node that does not open is damage, reported below
+                    pinfo.sequences.append(SequenceInfo(sname, "", bytes=_sum_under(sizes, spath),
+                                                        damaged=[f"metadata does not open ({type(e).__name__})"]))
             binfo.participants.append(pinfo)
         out.benchmarks.append(binfo)
+    _add_check_findings(out, loc)
     return out
+
+
+def _children(group: zarr.Group, path: str, sizes: dict[str, int]) -> list[str]:
+    """Names of the groups below ``group`` (at store path ``path``), even when one child's zarr.json is corrupt
+    (zarr's own listing reads every child's document and fails on the first bad one)."""
+    try:
+        return sorted(group.group_keys())
+    except Exception:  # noqa: BLE001
+        prefix = f"{path}/" if path else ""
+        names = {k[len(prefix):].split("/")[0] for k in sizes if k.startswith(prefix) and k.endswith("/zarr.json")}
+        return sorted(n for n in names if f"{prefix}{n}/zarr.json" in sizes)
+
+
+def _open(group: zarr.Group, name: str) -> zarr.Group | None:
+    try:
+        node = group[name]
+    except Exception:  # noqa: BLE001  absent or a document that does not parse
+        return None
+    return node if isinstance(node, zarr.Group) else None
+
+
+def _add_check_findings(out: StoreInfo, loc: StoreLocation) -> None:
+    """Run the cheap part of ``check`` (listing + metadata) and attach what it finds where it belongs."""
+    from .check import check_store
+
+    report = check_store(loc.url, storage_options=loc.storage_options, read_indexes=False)
+    sequences = {
+        (b.name, p.participant, s.name): s for b in out.benchmarks for p in b.participants for s in p.sequences
+    }
+    participants = {(b.name, p.participant): p for b in out.benchmarks for p in b.participants}
+    for problem in report.problems:
+        if problem.kind == "leftover":
+            out.leftovers += 1
+            continue
+        text = f"{problem.kind} {problem.key}"
+        seq = sequences.get((problem.benchmark, problem.participant, problem.sequence))
+        part = participants.get((problem.benchmark, problem.participant))
+        if seq is not None:
+            if text not in seq.damaged:
+                seq.damaged.append(text)
+        elif part is not None and problem.sequence is None:
+            part.damaged.append(text)
+        else:
+            out.damaged.append(text)
 
 
 def _human(n: float) -> str:
@@ -201,14 +276,24 @@ def _codec_label(codec: dict[str, Any] | None) -> str:
 
 def format_info(info: StoreInfo) -> str:
     """The tree as text, one line per benchmark / participant / sequence."""
+    state = "complete" if info.complete else "INCOMPLETE"
+    if not info.intact:
+        state = f"DAMAGED: run 'nersemble-zarr check {info.store}'"
     lines = [
         f"{info.store}  (nersemble-zarr store v{info.format.get('format_version')}, {_human(info.bytes)} on disk, "
-        f"{'complete' if info.complete else 'INCOMPLETE'})"
+        f"{state})"
     ]
+    for problem in info.damaged:
+        lines.append(f"  DAMAGED: {problem}")
+    if info.leftovers:
+        lines.append(f"  {info.leftovers} leftover temporary file(s) of a killed write (the next writer removes them)")
     for b in info.benchmarks:
         lines.append(f"{b.name}/{'' if b.has_metadata else '  (no metadata.json)'}")
         for p in b.participants:
-            lines.append(f"  {p.participant:03d}/  calibration {'16 cameras' if p.calibration else 'INCOMPLETE'}")
+            calib = "16 cameras" if p.calibration else "INCOMPLETE"
+            if p.damaged:
+                calib = f"DAMAGED ({'; '.join(p.damaged[:2])}{' …' if len(p.damaged) > 2 else ''}): run 'nersemble-zarr check'"
+            lines.append(f"  {p.participant:03d}/  calibration {calib}")
             for s in p.sequences:
                 parts = []
                 if s.cameras:
@@ -225,6 +310,9 @@ def format_info(info: StoreInfo) -> str:
                     parts.append("levels " + ",".join(f"1/{f}" for f in s.levels))
                 parts.append(_human(s.bytes))
                 state = "complete" if s.complete else "INCOMPLETE: " + "; ".join(s.incomplete)
+                if s.damaged:
+                    shown = "; ".join(s.damaged[:2]) + (f"; {len(s.damaged) - 2} more" if len(s.damaged) > 2 else "")
+                    state = f"DAMAGED ({shown}): run 'nersemble-zarr check'"
                 label = f"{s.name} ({s.split})" if s.split == "test" else s.name
                 lines.append(f"    {label:<36} " + "  ".join(x for x in parts if x) + f"  {state}")
     return "\n".join(lines)
