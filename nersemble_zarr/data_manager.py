@@ -30,7 +30,8 @@ from . import schema
 from .benchmark import MONO, NVS, check_participant, participant_dir
 from .downscale import area_average
 from .errors import NersembleZarrError
-from .store import StoreLike, _sequences_in, as_zarr_store, complete_serials, level_of
+from .integrity import check_arrays, guarded, open_root, read
+from .store import StoreLike, StoreReadError, _sequences_in, as_zarr_store, check_every_nth, check_timestep, complete_serials, level_of
 
 
 class DataManagerError(NersembleZarrError, KeyError):
@@ -73,7 +74,10 @@ class _StoreDataManager:
     def _root(self) -> zarr.Group:
         if self._root_handle is None or self._root_pid != os.getpid():
             zstore = as_zarr_store(self._store_spec, storage_options=self._storage_options)
-            self._root_handle = zarr.open_group(zstore, mode="r", zarr_format=3)
+            root = open_root(zstore)  # refuses a corrupt root or one without consolidated metadata
+            if root is None:
+                raise StoreReadError(f"{zstore}: not a Zarr v3 store (no zarr.json at its root)")
+            self._root_handle = root
             self._root_pid = os.getpid()
             self._frames.clear()
         return self._root_handle
@@ -105,14 +109,16 @@ class _StoreDataManager:
         seq = self._sequence_group(sequence)
         if schema.IMAGES not in seq.array_keys():
             raise DataManagerError(f"{self._where(sequence)} has no video in the store (tracking only)")
-        stored = [str(c) for c in seq[schema.CAMERA][:]]
+        check_arrays(seq)
+        stored = [str(c) for c in read(seq[schema.CAMERA])]
         cameras = complete_serials(seq, stored)  # cameras not completely converted are not offered
-        timesteps = [int(t) for t in seq[schema.TIMESTEP][:]]
+        timesteps = [int(t) for t in read(seq[schema.TIMESTEP])]
         source, factor_on_read = seq, 1
         if level != 1:
             name = schema.level_group_name(level)
             if name in seq.group_keys() and complete_serials(seq[name], cameras) == cameras:
                 source = seq[name]
+                check_arrays(source)
             elif resize:
                 factor_on_read = level
             else:
@@ -120,9 +126,10 @@ class _StoreDataManager:
                     f"{self._where(sequence)}: level {level} (scale 1/{level}) is not stored; run "
                     f"'nersemble-zarr downscale STORE --factor {level}' or pass resize=True"
                 )
-        frames = _Frames(
-            images=source[schema.IMAGES],
-            alpha=source[schema.ALPHA],
+        labels = {schema.CAMERA: stored, schema.TIMESTEP: timesteps}
+        frames = _Frames(  # read through the integrity guard: a missing/corrupt object raises naming it
+            images=guarded(source[schema.IMAGES], labels),
+            alpha=guarded(source[schema.ALPHA], labels),
             camera_index={c: stored.index(c) for c in cameras},
             timestep_index={t: i for i, t in enumerate(timesteps)},
             timesteps=timesteps,
@@ -140,6 +147,7 @@ class _StoreDataManager:
             raise DataManagerError(
                 f"{self._where(sequence)}: {what} ({name}/) are not completely converted; rerun 'nersemble-zarr convert'"
             )
+        check_arrays(group)
         return group
 
     def _locate(self, frames: _Frames, sequence: str, serial: str, timestep: int) -> tuple[int, int]:
@@ -174,8 +182,9 @@ class _StoreDataManager:
                 f"{self._benchmark} participant {participant_dir(self._participant_id)} has no calibration "
                 f"in the store (expected group {path}/)"
             ) from None
-        serials = [str(s) for s in calib[schema.SERIAL][:]]
-        w2c, k = calib[schema.WORLD_2_CAM][:], calib[schema.INTRINSICS][:]
+        check_arrays(calib)
+        serials = [str(s) for s in read(calib[schema.SERIAL])]
+        w2c, k = read(calib[schema.WORLD_2_CAM]), read(calib[schema.INTRINSICS])
         return CameraParams(
             world_2_cam={s: w2c[i] for i, s in enumerate(serials)},
             intrinsics={s: k[i] for i, s in enumerate(serials)},
@@ -190,7 +199,7 @@ class _StoreDataManager:
         seq = self._sequence_group(sequence_name)
         if schema.CAMERA not in seq.array_keys():
             return []
-        return complete_serials(seq, [str(c) for c in seq[schema.CAMERA][:]])
+        return complete_serials(seq, [str(c) for c in read(seq[schema.CAMERA])])
 
     def get_n_timesteps(self, sequence_name: str) -> int:
         """Number of video frames (for a tracking-only sequence: of tracked frames)."""
@@ -200,11 +209,11 @@ class _StoreDataManager:
         """Timesteps (video frame indices) of a sequence; tracking-only sequences: the tracked frames."""
         seq = self._sequence_group(sequence_name)
         if schema.TIMESTEP in seq.array_keys():
-            return [int(t) for t in seq[schema.TIMESTEP][:]]
+            return [int(t) for t in read(seq[schema.TIMESTEP])]
         for version in (schema.CURRENT_TRACKING_VERSION, 1):
             name = schema.tracking_group_name(version)
             if name in seq.group_keys():
-                return [int(t) for t in seq[name][schema.FRAME][:]]
+                return [int(t) for t in read(seq[name][schema.FRAME])]
         return []
 
     def has_sequence(self, sequence_name: str) -> bool:
@@ -219,7 +228,9 @@ class _StoreDataManager:
         self, sequence_name: str, serial: str, timestep: int, as_uint8: bool = False, *,
         level: int | None = None, scale: float | None = None, resize: bool = False,
     ) -> np.ndarray:
-        """One RGB frame: ``(H, W, 3) float64`` in [0, 1] (``uint8 / 255.``), or ``uint8`` with ``as_uint8``."""
+        """One RGB frame: ``(H, W, 3) float64`` in [0, 1] (``uint8 / 255.``), or ``uint8`` with ``as_uint8``.
+
+        ``timestep`` is an integer >= 0 (``ValueError`` naming it otherwise)."""
         image = self._frame(schema.IMAGES, sequence_name, serial, timestep, level, scale, resize)
         return image if as_uint8 else image / 255.
 
@@ -234,6 +245,7 @@ class _StoreDataManager:
         self, array: str, sequence_name: str, serial: str, timestep: int, level: int | None, scale: float | None, resize: bool,
     ) -> np.ndarray:
         """One stored uint8 frame of ``array`` (``images``/``alpha``) at the chosen level (area-averaged on read if asked)."""
+        timestep = check_timestep(timestep)
         frames = self._open_frames(sequence_name, level_of(level, scale), resize)
         c, t = self._locate(frames, sequence_name, serial, timestep)
         frame = (frames.images if array == schema.IMAGES else frames.alpha)[c, t]
@@ -247,7 +259,7 @@ class _StoreDataManager:
         float64 in [0, 1] (uint8 with ``as_uint8``); ``scale=0.5`` reads the stored ½ level."""
         frames = self._open_frames(sequence_name, level_of(level, scale), resize)
         c, _ = self._locate(frames, sequence_name, serial, frames.timesteps[0])
-        step = int(every_nth_frame) if every_nth_frame else 1
+        step = check_every_nth(every_nth_frame) or 1
         block = frames.images[c, ::step]
         if frames.resize > 1:
             block = area_average(block, frames.resize, axes=(1, 2))
@@ -262,9 +274,10 @@ class _StoreDataManager:
         level: int | None = None, scale: float | None = None, resize: bool = False,
     ) -> np.ndarray:
         """All alpha maps of one camera: ``(T', H, W, 1) uint8``."""
+        step = check_every_nth(every_nth_frame) or 1
         frames = self._open_frames(sequence_name, level_of(level, scale), resize)
         c, _ = self._locate(frames, sequence_name, serial, frames.timesteps[0])
-        block = frames.alpha[c, :: int(every_nth_frame) if every_nth_frame else 1]
+        block = frames.alpha[c, ::step]
         if frames.resize > 1:
             block = area_average(block, frames.resize, axes=(1, 2))
         return block[..., None]
@@ -281,21 +294,22 @@ class NVSDataManager(_StoreDataManager):
     def load_pointcloud(self, sequence_name: str, timestep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(points (N, 3) float32 metres, colors (N, 3) float32 in [0, 1], normals (N, 3) float32)``
         as open3d returns them (colours = uint8 / 255; no normals stored → ``(0, 3)``)."""
+        timestep = check_timestep(timestep)
         seq = self._sequence_group(sequence_name)
         pc = self._complete_group(seq, schema.POINTCLOUDS, sequence_name, "point clouds")
-        stamps = pc[schema.CLOUD_TIMESTEP][:]
+        stamps = read(pc[schema.CLOUD_TIMESTEP])
         hits = np.flatnonzero(stamps == int(timestep))
         if hits.size == 0:
             raise DataManagerError(
                 f"{self._where(sequence_name)} has no point cloud at timestep {timestep}: stored timesteps "
                 f"{stamps.tolist()}"
             )
-        offsets = pc[schema.OFFSETS][int(hits[0]) : int(hits[0]) + 2]
+        offsets = read(pc[schema.OFFSETS], slice(int(hits[0]), int(hits[0]) + 2))
         rows = slice(int(offsets[0]), int(offsets[1]))
-        points = np.asarray(pc[schema.POINTS][rows], dtype=np.float32)
-        colors = (pc[schema.COLORS][rows].astype(np.float64) / 255.).astype(np.float32)
+        points = np.asarray(read(pc[schema.POINTS], rows), dtype=np.float32)
+        colors = (read(pc[schema.COLORS], rows).astype(np.float64) / 255.).astype(np.float32)
         if schema.NORMALS in pc.array_keys():
-            normals = np.asarray(pc[schema.NORMALS][rows], dtype=np.float32)
+            normals = np.asarray(read(pc[schema.NORMALS], rows), dtype=np.float32)
         else:
             normals = np.zeros((0, 3), dtype=np.float32)
         return points, colors, normals
@@ -318,8 +332,8 @@ class MonoFlameAvatarDataManager(_StoreDataManager):
         seq = self._sequence_group(sequence_name)
         name = schema.tracking_group_name(version)
         group = self._complete_group(seq, name, sequence_name, f"FLAME tracking v{version}")
-        values = {key: group[key][...] for key in schema.TRACKING_VARIABLES}
+        values = {key: read(group[key]) for key in schema.TRACKING_VARIABLES}
         values["shape"] = values["shape"].reshape(1, -1)
         values["scale"] = np.asarray(values["scale"]).reshape(1, 1)
-        return FlameTracking(frames=group[schema.FRAME][:], **values)
+        return FlameTracking(frames=read(group[schema.FRAME]), **values)
 

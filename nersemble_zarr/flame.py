@@ -154,8 +154,11 @@ def load_flame_parameters(tracking: Any) -> FlameParameters:
         group = tracking
         source = f"store group {group.path or '/'}"
         names = set(group.array_keys())
-        frames = group[schema.FRAME][...] if schema.FRAME in names else None
-        return _parameters_from_getter(lambda k: group[k][...], lambda k: k in names, source, frames)
+        from .integrity import check_arrays, read
+
+        check_arrays(group)  # read through the integrity guard: a missing/corrupt object raises naming it
+        frames = read(group[schema.FRAME]) if schema.FRAME in names else None
+        return _parameters_from_getter(lambda k: read(group[k]), lambda k: k in names, source, frames)
     if isinstance(tracking, Mapping):
         return _parameters_from_getter(lambda k: tracking[k], lambda k: k in tracking, "tracking mapping")
     if all(hasattr(tracking, k) for k in ("shape", "expression", "rotation", "translation")):
@@ -586,13 +589,17 @@ def open_flame_meshes(
     import xarray as xr
     import zarr
 
-    from .store import as_zarr_store
+    from .integrity import check_arrays, check_root, guard_dataset, read, reading, store_name
+    from .store import StoreReadError, as_zarr_store
 
     zstore = as_zarr_store(store, storage_options=storage_options)
+    if not check_root(zstore):  # refuses a corrupt root or one without consolidated metadata
+        raise StoreReadError(f"{store_name(zstore)}: not a Zarr v3 store (no zarr.json at its root)")
     path = flame_group(benchmark, participant, sequence, version)
     where = f"{benchmark} participant {participant} sequence {sequence!r}"
     try:  # the group's own attrs, not the consolidated copy, which a killed run leaves stale
-        group = zarr.open_group(zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
+        with reading(store_name(zstore), path):
+            group = zarr.open_group(zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         group = None
     if group is None or not group.attrs.get(schema.COMPLETE_ATTR, False):
@@ -601,9 +608,12 @@ def open_flame_meshes(
             f"{where}: FLAME meshes v{version} ({path}/) are {state}; run 'nersemble-zarr flame STORE --flame-model PATH"
             f"{'' if version == schema.CURRENT_TRACKING_VERSION else f' --tracking-version {version}'}'"
         )
-    ds = xr.open_dataset(zstore, engine="zarr", group=path, chunks={}, consolidated=False, zarr_format=3)
-    faces = zarr.open_array(zstore, path=faces_array_path(benchmark), mode="r", zarr_format=3)
-    ds["faces"] = (FACES_DIMS, faces[...], dict(faces.attrs))
+    check_arrays(group)
+    with reading(store_name(zstore), path):
+        ds = xr.open_dataset(zstore, engine="zarr", group=path, chunks={}, consolidated=False, zarr_format=3)
+        ds = guard_dataset(ds, group)  # every chunk read through the integrity guard
+        faces = zarr.open_array(zstore, path=faces_array_path(benchmark), mode="r", zarr_format=3)
+    ds["faces"] = (FACES_DIMS, read(faces), dict(faces.attrs))
     return ds
 
 

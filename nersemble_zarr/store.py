@@ -32,7 +32,8 @@ from . import codecs as _codecs  # noqa: F401  (registers the JPEG codec for sto
 from . import schema
 from .benchmark import get_benchmark, participant_dir
 from .downscale import area_average, level_factor, scale_intrinsics
-from .errors import NersembleZarrError
+from .errors import NersembleZarrError, SelectionError
+from .integrity import check_arrays, check_root, guard_dataset, guard_store, reading, store_name
 from .store_lock import StoreLocation
 
 StoreLike = str | os.PathLike | Store
@@ -48,22 +49,29 @@ class StoreReadError(NersembleZarrError):
 
 
 def as_zarr_store(store: StoreLike, *, storage_options: dict[str, Any] | None = None) -> Store:
-    """A read-only zarr ``Store`` for a path, an fsspec URL (``"s3://..."``) or a store object (returned as is)."""
+    """A read-only zarr ``Store`` for a path, an fsspec URL (``"s3://..."``) or a store object, behind the
+    integrity guard (:class:`~nersemble_zarr.integrity.GuardedStore`: a missing chunk or shard raises)."""
     if isinstance(store, Store):
-        return store
+        return guard_store(store)
     location = StoreLocation.parse(store, storage_options)
     if location.is_local and not os.path.isdir(location.url):
         raise StoreReadError(
             f"no store at {os.fspath(store)}: expected a Zarr v3 store folder written by 'nersemble-zarr convert'"
         )
-    return location.zarr_store(read_only=True)
+    return guard_store(location.zarr_store(read_only=True), os.fspath(store))
 
 
 def open_root(store: StoreLike, *, storage_options: dict[str, Any] | None = None) -> zarr.Group:
-    """The store's root ``zarr.Group`` (read-only, consolidated metadata where present)."""
+    """The store's root ``zarr.Group`` (read-only, through its consolidated metadata, behind the integrity guard).
+
+    Raises :class:`~nersemble_zarr.errors.StoreIntegrityError` when the root ``zarr.json`` is corrupt or
+    lacks consolidated metadata, :class:`StoreReadError` when there is no store."""
     zstore = as_zarr_store(store, storage_options=storage_options)
     try:
-        return zarr.open_group(zstore, mode="r", zarr_format=3)
+        if not check_root(zstore):
+            raise FileNotFoundError("no zarr.json at its root")
+        with reading(store_name(zstore), "zarr.json"):
+            return zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=True)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
         raise StoreReadError(f"{_describe(store)} is not a Zarr v3 group: {e}") from None
 
@@ -74,10 +82,17 @@ def _describe(store: StoreLike) -> str:
 
 def _open_dataset(node: zarr.Group) -> xr.Dataset:
     """One group as a lazy Dataset, reusing ``node``'s already-parsed (consolidated) metadata: opening
-    by path would re-read and re-parse the root's consolidated metadata for every group."""
+    by path would re-read and re-parse the root's consolidated metadata for every group.
+
+    The integrity guard: every member array's ``zarr.json`` must be there and parse, and every variable
+    reads through :class:`~nersemble_zarr.integrity.GuardedArray` (a missing or corrupt object raises an
+    error naming it, the camera and the timesteps)."""
     from xarray.backends import ZarrStore
 
-    return xr.open_dataset(node.store, engine="zarr", store=ZarrStore(node), chunks={})
+    check_arrays(node)
+    with reading(store_name(node.store), node.path or "/"):
+        ds = xr.open_dataset(node.store, engine="zarr", store=ZarrStore(node), chunks={})
+    return guard_dataset(ds, node)
 
 
 def _has_group(root: zarr.Group, path: str) -> bool:
@@ -103,6 +118,8 @@ def open_store(store: StoreLike, *, storage_options: dict[str, Any] | None = Non
     """
     zstore = as_zarr_store(store, storage_options=storage_options)
     try:
+        if not check_root(zstore):
+            raise FileNotFoundError("no zarr.json at its root")
         return xr.open_datatree(zstore, engine="zarr", chunks={}, zarr_format=3)
     except FileNotFoundError as e:
         raise StoreReadError(f"{_describe(store)} is not a Zarr v3 store: {e}") from None
@@ -150,7 +167,8 @@ def _calibration(root: zarr.Group, benchmark: str, participant: int) -> xr.Datas
             f"{benchmark} participant {participant_dir(participant)} has no calibration in the store "
             f"(expected group {path}/): convert it first"
         )
-    return _open_dataset(root[path]).load()
+    with reading(store_name(root.store), path):
+        return _open_dataset(root[path]).load()
 
 
 def level_of(level: int | None = None, scale: float | None = None) -> int:
@@ -348,6 +366,40 @@ def _complete_group(seq_group: zarr.Group, name: str, what: str, where: str) -> 
 # ---------------------------------------------------------------------------------------------
 
 
+def check_timestep(value: Any, argument: str = "timestep") -> int:
+    """``value`` as a timestep (video frame index): an integer >= 0 (numpy integers too). A float (3.7, even
+    3.0), a string ("3"), a bool or a negative number raises :class:`SelectionError` (a ``ValueError``)
+    naming ``argument``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise SelectionError(f"{argument} must be an integer frame index >= 0, not {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise SelectionError(f"{argument} must be an integer frame index >= 0, not {value!r}")
+    return int(value)
+
+
+def check_every_nth(value: Any, argument: str = "every_nth_frame") -> int | None:
+    """``None`` or a positive integer step; 0, negatives, floats, strings and bools raise :class:`SelectionError`."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SelectionError(f"{argument} must be a positive integer (1 = every frame), not {value!r}")
+    return int(value)
+
+
+def _check_timesteps(timesteps: Any, argument: str = "timesteps") -> Any:
+    """Check an int, a slice of ints, or a sequence of ints as timesteps (see :func:`check_timestep`)."""
+    if isinstance(timesteps, slice):
+        for part, name in ((timesteps.start, "start"), (timesteps.stop, "stop")):
+            if part is not None:
+                check_timestep(part, f"{argument} {name}")
+        if timesteps.step is not None:
+            check_every_nth(timesteps.step, f"{argument} step")
+        return timesteps
+    if isinstance(timesteps, (str, bytes)) or np.ndim(timesteps) == 0:
+        return check_timestep(timesteps, argument)
+    return [check_timestep(t, argument) for t in (timesteps.tolist() if isinstance(timesteps, np.ndarray) else timesteps)]
+
+
 def select_frames(
     ds: xr.Dataset,
     cameras: str | Sequence[str] | None = None,
@@ -359,8 +411,12 @@ def select_frames(
     """Select cameras (serials), timesteps (values, not positions) and/or every n-th frame, lazily.
 
     ``split="train"``/``"hold_out"`` keeps the cameras of that split. Missing serials/timesteps raise
-    :class:`StoreReadError` naming them.
+    :class:`StoreReadError` naming them; a timestep that is no integer >= 0 (3.7, "3", True, -1) or an
+    ``every_nth_frame`` that is no positive integer raises :class:`SelectionError` (a ``ValueError``).
     """
+    if timesteps is not None:
+        timesteps = _check_timesteps(timesteps)
+    every_nth_frame = check_every_nth(every_nth_frame)
     if split is not None:
         ds = ds.sel({schema.CAMERA: ds[schema.SPLIT] == split})
     if cameras is not None:
@@ -372,7 +428,7 @@ def select_frames(
         ds = ds.sel({schema.CAMERA: cameras})
     if timesteps is not None:
         if not isinstance(timesteps, slice):
-            wanted_t = np.atleast_1d(np.asarray(timesteps))
+            wanted_t = np.atleast_1d(np.asarray(timesteps, dtype=np.int64))
             missing_t = np.setdiff1d(wanted_t, ds[schema.TIMESTEP].values)
             if missing_t.size:
                 raise StoreReadError(f"timesteps {missing_t.tolist()} are not in this sequence")

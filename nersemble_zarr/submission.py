@@ -700,16 +700,25 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
     ``renders`` is a path, fsspec URL or ``zarr.Group``. Arrays are returned as dask arrays chunked
     along time by whole storage chunks (≥ 16 frames), so nothing is read here. Every key must be
     scored by the benchmark (SubmissionError otherwise); ``participants`` restricts the result.
+
+    Frames are read through the integrity guard (:mod:`nersemble_zarr.integrity`): a missing chunk or
+    shard, or one that fails its checksum or does not decode, raises a
+    :class:`~nersemble_zarr.errors.StoreIntegrityError` naming it instead of encoding fill values. Write
+    renders with ``write_empty_chunks=True`` (an all-fill-value frame is otherwise not stored and reads as
+    missing) and, for checksums, ``compressors=nersemble_zarr.schema.compressor_chain()``.
     """
     import dask.array as da
     import zarr
 
+    from .integrity import GuardedArray, check_arrays, guard_store, reading, store_name
+    from .store import as_zarr_store
+
     b = get_benchmark(benchmark)
     if isinstance(renders, zarr.Group):
-        group = renders
+        group = zarr.open_group(guard_store(renders.store), path=renders.path, mode="r")
     else:
         try:
-            group = zarr.open_group(os.fspath(renders), mode="r")
+            group = zarr.open_group(as_zarr_store(renders), mode="r")
         except Exception as e:  # missing path, not a store, unreachable URL: all the user's to fix
             raise SubmissionError(f"renders {os.fspath(renders)}: cannot open as a Zarr group ({type(e).__name__}: {e})") from None
     wanted = None if participants is None else {int(p) for p in participants}
@@ -721,21 +730,33 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
         if wanted is not None and pid not in wanted:
             continue
         for seq, seq_group in sorted(pid_group.groups()):
+            check_arrays(seq_group)  # an array the (consolidated) metadata lists must be there and parse
             arrays = dict(seq_group.arrays())
             if "images" in arrays and "camera" in arrays:
                 images = arrays["images"]
-                cameras = [str(c) for c in arrays["camera"][...]]
+                with reading(store_name(group.store), arrays["camera"].path):
+                    cameras = [str(c) for c in arrays["camera"][...]]
                 _check_camera_major(images, cameras, f"renders {pid_name}/{seq}/images")
                 step = _slab_length(_storage_chunk(images, 1) or 1)
-                lazy = da.from_zarr(images, chunks=(1, step, *images.shape[2:]))
+                lazy = _guarded_dask(GuardedArray(images, {"camera": cameras}), (1, step, *images.shape[2:]))
                 for i, serial in enumerate(cameras):
                     found[(pid, seq, serial)] = lazy[i]
             for name, array in arrays.items():
                 if re.fullmatch(r"\d{9}", name):
-                    found[(pid, seq, name)] = da.from_zarr(array, chunks=(_time_step(array), *array.shape[1:]))
+                    found[(pid, seq, name)] = _guarded_dask(GuardedArray(array), (_time_step(array), *array.shape[1:]))
     for key in found:
         check_scored(b, key)
     return dict(sorted(found.items()))
+
+
+def _guarded_dask(array: Any, chunks: tuple[int, ...]) -> Any:
+    """A dask array over a :class:`~nersemble_zarr.integrity.GuardedArray`: each block read through the guard."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    token = tokenize(str(array.array.store), array.path, array.shape, str(array.dtype))
+    return da.from_array(array, chunks=chunks, name=f"renders-{token}", asarray=False, fancy=False, inline_array=True,
+                         meta=np.empty((0,) * array.ndim, dtype=array.dtype))
 
 
 def _check_camera_major(images: Any, cameras: list[str], where: str) -> None:

@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 from . import schema
 from .benchmark import check_participant, get_benchmark, participant_dir
 from .downscale import area_average, scale_intrinsics
-from .errors import NersembleZarrError
-from .store import StoreLike, _sequences_in, as_zarr_store, complete_serials, level_of
+from .errors import NersembleZarrError, SelectionError
+from .integrity import check_arrays, guarded, read
+from .store import StoreLike, _check_timesteps, _sequences_in, check_every_nth, complete_serials, level_of, open_root
 
 FrameDtype = Literal["uint8", "float32"]
 
@@ -45,7 +46,12 @@ class FrameDataset(Dataset):
     default: every sequence with video), ``cameras`` (serials; default: all with video), ``level``
     (1, 2, 4, …) or ``scale`` (1, ½, ¼, …) picking a stored level (``resize=True``: area-average full
     frames on the fly when it is not stored), ``dtype`` of image/alpha (``"uint8"`` 0–255 or
-    ``"float32"`` = uint8 / 255), ``channels_first`` (``(3, H, W)`` instead of ``(H, W, 3)``).
+    ``"float32"`` = uint8 / 255), ``channels_first`` (``(3, H, W)`` instead of ``(H, W, 3)``),
+    ``timesteps`` (an int, a slice or a list of timestep values; default all) and ``every_nth_frame``
+    (a positive step over the selected timesteps). A timestep that is no integer >= 0 (3.7, "3", True,
+    -1) or ``every_nth_frame=0`` raises :class:`~nersemble_zarr.errors.SelectionError` (a ``ValueError``).
+    Frames read through the integrity guard: a missing or corrupt stored object raises
+    :class:`~nersemble_zarr.errors.StoreIntegrityError` naming it, never returns fill values.
 
     Item (a dict):
     ``image (H, W, 3)`` uint8 or float32; ``alpha (H, W, 1)`` same dtype; ``intrinsics (3, 3) float64``
@@ -67,10 +73,14 @@ class FrameDataset(Dataset):
         dtype: FrameDtype = "uint8",
         channels_first: bool = False,
         with_alpha: bool = True,
+        timesteps: int | slice | Iterable[int] | None = None,
+        every_nth_frame: int | None = None,
         storage_options: dict[str, Any] | None = None,
     ):
         if dtype not in ("uint8", "float32"):
             raise ValueError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
+        self._timesteps = None if timesteps is None else _check_timesteps(timesteps)
+        self._every_nth = check_every_nth(every_nth_frame) or 1
         get_benchmark(benchmark)
         self.store = store
         self.benchmark = benchmark
@@ -81,8 +91,9 @@ class FrameDataset(Dataset):
         self._storage_options = storage_options
         self._handles: dict[int, tuple[Any, Any]] | None = None
         self._handles_pid: int | None = None
+        self._root_handle: tuple[Any, int] | None = None
 
-        root = zarr.open_group(as_zarr_store(store, storage_options=storage_options), mode="r", zarr_format=3)
+        root = open_root(store, storage_options=storage_options)  # guarded; refuses a damaged root
         wanted_seq = _as_set(sequences)
         wanted_cam = _as_set(cameras)
         if participants is None:
@@ -106,7 +117,7 @@ class FrameDataset(Dataset):
                     continue
                 u = len(self.units)
                 self.units.append(unit)
-                n_c, n_t = len(unit["cam_positions"]), len(unit["timesteps"])
+                n_c, n_t = len(unit["cam_positions"]), len(unit["t_positions"])
                 unit_ids.append(np.full(n_c * n_t, u, dtype=np.int32))
                 cam_ids.append(np.repeat(np.arange(n_c, dtype=np.int32), n_t))
                 t_ids.append(np.tile(np.arange(n_t, dtype=np.int32), n_c))
@@ -124,7 +135,8 @@ class FrameDataset(Dataset):
     ) -> dict[str, Any] | None:
         where = f"{self.benchmark} participant {participant_dir(p)} sequence {s!r}"
         seq_path = schema.sequence_group(self.benchmark, p, s)
-        serials = [str(c) for c in seq[schema.CAMERA][:]]
+        check_arrays(seq)
+        serials = [str(c) for c in read(seq[schema.CAMERA])]
         complete = set(complete_serials(seq, serials))  # cameras not completely converted are left out
         positions = [i for i, c in enumerate(serials) if c in complete and (wanted_cam is None or c in wanted_cam)]
         if not positions:
@@ -135,6 +147,7 @@ class FrameDataset(Dataset):
             chosen = [serials[i] for i in positions]
             if name in seq.group_keys() and complete_serials(seq[name], chosen) == chosen:
                 frames_path = f"{seq_path}/{name}"
+                check_arrays(seq[name])
             elif resize:
                 on_read = self.level
             else:
@@ -143,12 +156,24 @@ class FrameDataset(Dataset):
                     f"'nersemble-zarr downscale STORE --factor {self.level}' or pass resize=True"
                 )
         calib = root[schema.calibration_group(self.benchmark, p)]
-        cal_serials = [str(c) for c in calib[schema.SERIAL][:]]
-        w2c_all, k_all = calib[schema.WORLD_2_CAM][:], calib[schema.INTRINSICS][:]
+        check_arrays(calib)
+        cal_serials = [str(c) for c in read(calib[schema.SERIAL])]
+        w2c_all, k_all = read(calib[schema.WORLD_2_CAM]), read(calib[schema.INTRINSICS])
         missing = [serials[i] for i in positions if serials[i] not in cal_serials]
         if missing:
             raise FrameDatasetError(f"{where}: cameras {', '.join(missing)} have no calibration in the store")
         rows = [cal_serials.index(serials[i]) for i in positions]
+        stored_t = [int(t) for t in read(seq[schema.TIMESTEP])]
+        t_positions = list(range(len(stored_t)))
+        if isinstance(self._timesteps, slice):
+            t_positions = [i for i in t_positions if (self._timesteps.start is None or stored_t[i] >= self._timesteps.start)
+                           and (self._timesteps.stop is None or stored_t[i] < self._timesteps.stop)][:: self._timesteps.step or 1]
+        elif self._timesteps is not None:
+            wanted_t = {self._timesteps} if isinstance(self._timesteps, int) else set(self._timesteps)
+            t_positions = [i for i in t_positions if stored_t[i] in wanted_t]
+        t_positions = t_positions[:: self._every_nth]
+        if not t_positions:
+            return None
         intrinsics = k_all[rows]
         if self.level != 1:
             intrinsics = np.stack([scale_intrinsics(k, self.level) for k in intrinsics])
@@ -158,8 +183,11 @@ class FrameDataset(Dataset):
             "frames_path": frames_path,
             "resize": on_read,
             "serials": [serials[i] for i in positions],
+            "all_serials": serials,
             "cam_positions": positions,
-            "timesteps": [int(t) for t in seq[schema.TIMESTEP][:]],
+            "all_timesteps": stored_t,
+            "t_positions": t_positions,
+            "timesteps": [stored_t[i] for i in t_positions],
             "world_2_cam": w2c_all[rows],
             "intrinsics": intrinsics,
         }
@@ -169,17 +197,20 @@ class FrameDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_handles=None, _handles_pid=None)
+        state.update(_handles=None, _handles_pid=None, _root_handle=None)
         return state
 
     def _arrays(self, u: int) -> tuple[Any, Any]:
         if self._handles is None or self._handles_pid != os.getpid():
             self._handles, self._handles_pid = {}, os.getpid()
         h = self._handles.get(u)
-        if h is None:
-            zstore = as_zarr_store(self.store, storage_options=self._storage_options)
-            group = zarr.open_group(zstore, mode="r", zarr_format=3, path=self.units[u]["frames_path"])
-            h = (group[schema.IMAGES], group[schema.ALPHA] if self.with_alpha else None)
+        if h is None:  # through the root's consolidated metadata and the integrity guard
+            if self._root_handle is None or self._root_handle[1] != os.getpid():
+                self._root_handle = (open_root(self.store, storage_options=self._storage_options), os.getpid())
+            unit = self.units[u]
+            group = self._root_handle[0][unit["frames_path"]]
+            labels = {schema.CAMERA: unit["all_serials"], schema.TIMESTEP: unit["all_timesteps"]}
+            h = (guarded(group[schema.IMAGES], labels), guarded(group[schema.ALPHA], labels) if self.with_alpha else None)
             self._handles[u] = h
         return h
 
@@ -198,6 +229,9 @@ class FrameDataset(Dataset):
         return tensor
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if isinstance(index, torch.Tensor) and index.ndim == 0 and not index.is_floating_point():
+            index = int(index)
+        index = _check_index(index)
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
@@ -205,8 +239,8 @@ class FrameDataset(Dataset):
         u, ci, ti = int(self._unit[index]), int(self._cam[index]), int(self._t[index])
         unit = self.units[u]
         images, alpha = self._arrays(u)
-        c = unit["cam_positions"][ci]
-        image = images[c, ti]
+        c, t = unit["cam_positions"][ci], unit["t_positions"][ti]
+        image = images[c, t]
         if unit["resize"] > 1:
             image = area_average(image, unit["resize"], axes=(0, 1))
         item = {
@@ -219,11 +253,18 @@ class FrameDataset(Dataset):
             "sequence": unit["sequence"],
         }
         if alpha is not None:
-            a = alpha[c, ti]
+            a = alpha[c, t]
             if unit["resize"] > 1:
                 a = area_average(a, unit["resize"], axes=(0, 1))
             item["alpha"] = self._to_tensor(a[..., None])
         return item
+
+
+def _check_index(index: Any) -> int:
+    """An item index: an integer (numpy integers too); a float, string or bool raises a ``ValueError`` naming it."""
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise SelectionError(f"index must be an integer item number, not {index!r} ({type(index).__name__})")
+    return int(index)
 
 
 def _as_set(values: str | Iterable[str] | None) -> set[str] | None:
