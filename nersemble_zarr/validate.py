@@ -8,21 +8,30 @@ metadata, cameras of one sequence that disagree), the wrong resolution, fps, cod
 pixel format (yuv420p). Each video is decoded fully by ffmpeg and its frames counted. An x264
 crf other than 14 (read from the encoder's settings string in the stream) and a (nearly) blank
 video are warnings.
+
+Bounded: an expected video is extracted (one at a time, into a temporary folder removed afterwards)
+only when its declared size is at most :func:`max_video_bytes` (its frame count × width × height × 3
+bytes + 1 MiB); a larger one is reported ``too_large`` without extracting a byte. The entry is read
+from the zip by this module (stored or deflated; other methods through :mod:`zipfile`), checking
+while it streams: the local header must declare the central directory's sizes, and the data must
+yield exactly the declared number of bytes; extraction stops at the first byte past it
+(``size_mismatch``). So temporary space never exceeds the bound of one video.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+import struct
 import subprocess
 import tempfile
 import zipfile
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -31,7 +40,10 @@ from .raw.errors import RawFormatError
 from .raw.video import VideoInfo, ffmpeg_exe, probe_video
 from .submission import SUBMISSION_CRF, SubmissionError, load_frame_counts, parse_submission_path
 
-__all__ = ["Problem", "VideoReport", "ValidationReport", "validate_submission", "format_report", "PROBLEM_KINDS"]
+__all__ = [
+    "Problem", "VideoReport", "ValidationReport", "validate_submission", "format_report", "PROBLEM_KINDS",
+    "max_video_bytes",
+]
 
 #: Every problem kind the validator reports, with what it means.
 PROBLEM_KINDS: dict[str, str] = {
@@ -47,6 +59,8 @@ PROBLEM_KINDS: dict[str, str] = {
     "fps": "frame rate differs from the benchmark's",
     "codec": "the video codec is not H.264",
     "pix_fmt": "the pixel format is not yuv420p",
+    "too_large": "the video is larger than any valid video of the benchmark can be (a zip bomb?): not extracted",
+    "size_mismatch": "the entry's zip headers disagree on its size, or its data holds more or fewer bytes than declared",
 }
 #: Kinds reported as warnings: they do not fail validation.
 WARNING_KINDS: dict[str, str] = {
@@ -56,6 +70,11 @@ WARNING_KINDS: dict[str, str] = {
     "blank": "every frame is one flat colour, e.g. blank renders",
 }
 _FPS_TOLERANCE = 0.01
+#: Bytes a valid video may hold beyond its raw frames: the mp4 boxes (moov, mdat), SEI and parameter sets.
+CONTAINER_SLACK_BYTES = 1 << 20
+#: Without metadata a sequence's frame count is unknown: the size bound assumes at most this long a video.
+MAX_SECONDS_WITHOUT_METADATA = 120
+_COPY_BYTES = 1 << 20
 _X264_SETTINGS = re.compile(rb"x264 - core \d+.{0,4000}?\x00", re.S)
 
 
@@ -114,6 +133,20 @@ class ValidationReport:
         d = asdict(self)
         d["ok"] = self.ok
         return d
+
+
+def max_video_bytes(benchmark: Benchmark | str, n_frames: int | None) -> int:
+    """The most bytes a valid submission video of ``n_frames`` frames of ``benchmark`` (name or object) can hold.
+
+    Every frame counted at its raw RGB size, ``width × height × 3`` bytes (twice yuv420p's 1.5 bytes
+    per pixel, which H.264 does not exceed: a crf 14 video is typically 20–50× smaller), plus
+    :data:`CONTAINER_SLACK_BYTES`. ``n_frames=None`` (no metadata) assumes
+    :data:`MAX_SECONDS_WITHOUT_METADATA` seconds at the benchmark's fps.
+    """
+    b = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
+    if n_frames is None:
+        n_frames = round(MAX_SECONDS_WITHOUT_METADATA * b.fps)
+    return n_frames * b.width * b.height * 3 + CONTAINER_SLACK_BYTES
 
 
 def _unsafe(name: str) -> bool:
@@ -197,16 +230,132 @@ def _check_video(b: Benchmark, report: VideoReport, file: str) -> list[Problem]:
     return problems
 
 
-def _check_member(b: Benchmark, zf: zipfile.ZipFile, info: zipfile.ZipInfo | None, video: VideoReport, tmp: str) -> list[Problem]:
-    """Problems of one expected video: missing, or extracted to ``tmp`` and checked by :func:`_check_video`."""
+class _EntryProblem(Exception):
+    """An entry that cannot be extracted faithfully: ``kind`` a key of PROBLEM_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # signature, version, flags, method, time, date, crc, sizes, lengths
+_ZIP64_EXTRA = 0x0001
+_FLAG_ENCRYPTED, _FLAG_DATA_DESCRIPTOR = 0x1, 0x8
+
+
+def _local_sizes(extra: bytes, compressed: int, size: int) -> tuple[int, int]:
+    """The local header's (compressed, uncompressed) sizes, read from its zip64 extra field where they are 0xFFFFFFFF."""
+    if 0xFFFFFFFF not in (compressed, size):
+        return compressed, size
+    at = 0
+    while at + 4 <= len(extra):
+        tag, n = struct.unpack_from("<HH", extra, at)
+        if tag == _ZIP64_EXTRA and n >= 16:
+            size, compressed = struct.unpack_from("<QQ", extra, at + 4)  # uncompressed first
+            return compressed, size
+        at += 4 + n
+    return compressed, size
+
+
+def _extract(zip_file: BinaryIO, info: zipfile.ZipInfo, zf: zipfile.ZipFile, dst: BinaryIO) -> None:
+    """Copy entry ``info`` into ``dst``, never writing more than the ``info.file_size`` bytes its headers declare.
+
+    ``zip_file`` is the zip opened for binary reading. Raises :class:`_EntryProblem`: ``size_mismatch``
+    when the local header declares other sizes than the central directory, or the data yields more
+    (extraction stops at the first byte too many) or fewer bytes than declared; ``unreadable`` for
+    encryption, a bad CRC-32, a truncated zip or an unsupported compression method.
+    """
+    zip_file.seek(info.header_offset)
+    head = zip_file.read(_LOCAL_HEADER.size)
+    if len(head) < _LOCAL_HEADER.size or head[:4] != b"PK\x03\x04":
+        raise _EntryProblem("unreadable", f"no local zip header at byte {info.header_offset} (damaged zip)")
+    _, _, flags, method, _, _, _, compressed, size, name_len, extra_len = _LOCAL_HEADER.unpack(head)
+    zip_file.seek(name_len, os.SEEK_CUR)
+    compressed, size = _local_sizes(zip_file.read(extra_len), compressed, size)
+    if flags & _FLAG_ENCRYPTED:
+        raise _EntryProblem("unreadable", "the entry is encrypted")
+    if not flags & _FLAG_DATA_DESCRIPTOR and (compressed, size) != (info.compress_size, info.file_size):
+        raise _EntryProblem(
+            "size_mismatch",
+            f"its local header declares {size} bytes ({compressed} compressed), the central directory "
+            f"{info.file_size} ({info.compress_size} compressed): zip readers would disagree on its content",
+        )
+    if method != info.compress_type:
+        raise _EntryProblem("unreadable", f"its local header says compression method {method}, "
+                                          f"the central directory {info.compress_type}")
+    declared = info.file_size
+    if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # bzip2/lzma through zipfile, which yields at most the declared size and checks the CRC-32
+        written = 0
+        with zf.open(info) as src:
+            while chunk := src.read(_COPY_BYTES):
+                dst.write(chunk)
+                written += len(chunk)
+        if written != declared:
+            raise _EntryProblem("size_mismatch", f"its headers declare {declared} bytes, its data yields {written}")
+        return
+    if method == zipfile.ZIP_STORED and info.compress_size != declared:
+        raise _EntryProblem("size_mismatch", f"its headers declare {declared} bytes, but {info.compress_size} "
+                                             "bytes of stored (uncompressed) data")
+    inflate = zlib.decompressobj(-zlib.MAX_WBITS) if method == zipfile.ZIP_DEFLATED else None
+    left = info.compress_size
+    written = crc = 0
+    pending = b""
+    while True:
+        if not pending:
+            if left == 0:
+                break
+            pending = zip_file.read(min(_COPY_BYTES, left))
+            if not pending:
+                raise _EntryProblem("unreadable", "the zip ends inside this entry's data (truncated zip)")
+            left -= len(pending)
+        if inflate is None:
+            out, pending = pending, b""
+        else:
+            # at most one byte past the declared size: enough to prove a lie, never an unbounded write
+            out = inflate.decompress(pending, declared + 1 - written)
+            pending = inflate.unconsumed_tail
+        written += len(out)
+        if written > declared:
+            raise _EntryProblem("size_mismatch", f"its headers declare {declared} bytes, its data decompresses "
+                                                 "to more (extraction stopped there)")
+        crc = zlib.crc32(out, crc)
+        dst.write(out)
+        if inflate is not None and inflate.eof:
+            break
+    if inflate is not None and not inflate.eof:
+        raise _EntryProblem("size_mismatch", f"its {info.compress_size} bytes of compressed data (as the headers "
+                                             "declare) end before its deflate stream does")
+    if written != declared:
+        raise _EntryProblem("size_mismatch", f"its headers declare {declared} bytes, its data yields {written}")
+    if crc != info.CRC:
+        raise _EntryProblem("unreadable", f"Bad CRC-32: the data has {crc:08x}, the headers declare {info.CRC:08x}")
+
+
+def _check_member(
+    b: Benchmark, zf: zipfile.ZipFile, zip_file: BinaryIO, info: zipfile.ZipInfo | None, video: VideoReport, tmp: str,
+) -> list[Problem]:
+    """Problems of one expected video: missing, too large, or extracted to ``tmp`` (see :func:`_extract`)
+    and checked by :func:`_check_video`; the extracted file is removed before returning."""
     if info is None:
         return [Problem(video.path, "missing", "expected video is not in the zip")]
+    bound = max_video_bytes(b, video.expected_frames)
+    if info.file_size > bound:
+        frames = (f"{video.expected_frames} frames (metadata)" if video.expected_frames is not None else
+                  f"at most {MAX_SECONDS_WITHOUT_METADATA} s at {b.fps:g} fps without metadata (pass --metadata "
+                  "for the exact bound)")
+        return [Problem(video.path, "too_large", (
+            f"the zip declares {info.file_size} bytes for it, more than a valid video can hold: {bound} bytes "
+            f"({frames} of {b.width}x{b.height} raw RGB + container); not extracted"))]
     file = os.path.join(tmp, "video.mp4")
     try:
-        with zf.open(info) as src, open(file, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        with open(file, "wb") as dst:
+            _extract(zip_file, info, zf, dst)
         return _check_video(b, video, file)
-    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:  # CRC, encryption, method
+    except _EntryProblem as e:
+        return [Problem(video.path, e.kind, e.message)]
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, zlib.error) as e:
         return [Problem(video.path, "unreadable", f"cannot extract the entry from the zip: {e}")]
     finally:
         Path(file).unlink(missing_ok=True)
@@ -219,6 +368,7 @@ def validate_submission(
     metadata: str | os.PathLike | Mapping | None = None,
     participants: Iterable[int] | None = None,
     progress: bool = False,
+    tmp_dir: str | os.PathLike | None = None,
 ) -> ValidationReport:
     """Check a submission zip offline; see the module docstring for what is checked.
 
@@ -232,6 +382,8 @@ def validate_submission(
             or a test). Entries of other scored participants are then skipped with a warning;
             everything else (paths, extra files, directories) is still checked for the whole zip.
         progress: Show a progress bar over the expected videos (done, rate, ETA) on stderr.
+        tmp_dir: Where the temporary folder for extracted videos goes (default: the system's). It
+            holds one video at a time, at most :func:`max_video_bytes`, and is removed at the end.
 
     Returns a :class:`ValidationReport`; raises :class:`SubmissionError` only for a missing
     ``zip_path`` or an unknown participant in ``participants``.
@@ -270,7 +422,7 @@ def validate_submission(
         add(Problem(str(path), "not_a_zip", f"expected a zip archive: {e}"))
         return report
 
-    with zf, tempfile.TemporaryDirectory(prefix="nersemble-validate-") as tmp:
+    with zf, open(path, "rb") as zip_file, tempfile.TemporaryDirectory(prefix="nersemble-validate-", dir=tmp_dir) as tmp:
         infos = zf.infolist()
         names = Counter(i.filename for i in infos)
         for name, n in sorted(names.items()):
@@ -315,7 +467,7 @@ def validate_submission(
                 video.expected_frames = counts.get((key[0], key[1]))
                 if video.expected_frames is None:
                     report.warnings.append(Problem(name, "no_metadata", "the metadata lists no frame count for it"))
-            problems = _check_member(b, zf, present.get(name), video, tmp)
+            problems = _check_member(b, zf, zip_file, present.get(name), video, tmp)
             video.ok = not problems
             report.problems.extend(problems)
             if video.blank:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import resource
+import signal
+import struct
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +19,7 @@ from click.testing import CliRunner
 from nersemble_zarr.benchmark import MONO, MONO_BENCHMARK, NVS, submission_video_path
 from nersemble_zarr.cli.main import cli
 from nersemble_zarr.submission import SubmissionError, SubmissionWriter
-from nersemble_zarr.validate import PROBLEM_KINDS, validate_submission
+from nersemble_zarr.validate import PROBLEM_KINDS, max_video_bytes, validate_submission
 from nersemble_zarr.video_writer import VideoWriter
 
 MONO_SEQS = MONO_BENCHMARK.test_sequences[393]
@@ -56,8 +61,9 @@ def good_zip(tmp_path_factory) -> Path:
     return path
 
 
-def rezip(good: Path, out: Path, *, drop=(), add=(), replace=None, dirs=()) -> Path:
-    """Copy ``good`` to ``out`` without ``drop``, with ``replace[name]`` bytes, extra ``add`` entries and dirs."""
+def rezip(good: Path, out: Path, *, drop=(), add=(), replace=None, dirs=(), deflate=()) -> Path:
+    """Copy ``good`` to ``out`` without ``drop``, with ``replace[name]`` bytes, extra ``add`` entries and dirs;
+    entries named in ``deflate`` are compressed (the rest stored, as the submission writer does)."""
     replace = replace or {}
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate names we make on purpose
@@ -65,7 +71,8 @@ def rezip(good: Path, out: Path, *, drop=(), add=(), replace=None, dirs=()) -> P
             dst.writestr(zipfile.ZipInfo(d), b"")
         for name in src.namelist():
             if name not in drop:
-                dst.writestr(name, replace.get(name, src.read(name)))
+                method = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
+                dst.writestr(name, replace.get(name, src.read(name)), compress_type=method)
         for name, data in add:
             dst.writestr(name, data)
     return out
@@ -203,7 +210,7 @@ def test_every_problem_kind_is_documented():
     # the tests above produce each kind; this keeps the table the CLI documents in step with them
     assert set(PROBLEM_KINDS) == {
         "not_a_zip", "unsafe_path", "duplicate", "directory", "extra", "missing", "unreadable",
-        "frame_count", "resolution", "fps", "codec", "pix_fmt",
+        "frame_count", "resolution", "fps", "codec", "pix_fmt", "too_large", "size_mismatch",
     }
 
 
@@ -265,3 +272,120 @@ def test_blank_video_is_a_warning(good_zip, tmp_path):
     report = check(rezip(good_zip, tmp_path / "z.zip", replace={FREE_37: (tmp_path / "blank.mp4").read_bytes()}))
     assert report.ok
     assert [(w.kind, w.path) for w in report.warnings] == [("blank", FREE_37)]
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded: zip bombs and lying headers are reported, temp space stays small
+# --------------------------------------------------------------------------------------------
+
+#: Files this process writes may not grow past this during the bounded tests: far below the bombs below,
+#: above the largest valid video of the test (FREE_37: 3 frames of 512 x 512).
+FILE_LIMIT = 8 << 20
+BOMB = 64 << 20  # 64 MiB of zeros: deflates to about 64 kB
+
+
+@contextmanager
+def file_size_limit(limit: int):
+    """RLIMIT_FSIZE for this process and its children: a write past ``limit`` fails with EFBIG (OSError)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def patch_sizes(path: Path, name: str, *, local: int | None = None, central: int | None = None) -> None:
+    """Overwrite the uncompressed size that the local and/or central header of entry ``name`` declares."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+    if local is not None:
+        assert raw[info.header_offset:info.header_offset + 4] == b"PK\x03\x04"
+        struct.pack_into("<I", raw, info.header_offset + 22, local)
+    if central is not None:
+        at = raw.find(b"PK\x01\x02")
+        while raw[at + 46:at + 46 + struct.unpack_from("<H", raw, at + 28)[0]] != name.encode():
+            at = raw.find(b"PK\x01\x02", at + 4)
+            assert at >= 0, name
+        struct.pack_into("<I", raw, at + 24, central)
+    path.write_bytes(bytes(raw))
+
+
+def check_bounded(path: Path, tmp: Path, **kwargs):
+    """Validate ``path`` with its temp folder in ``tmp`` and every file write capped at FILE_LIMIT; return
+    the report after asserting that no write hit the cap, the temp folder is empty again and the zip is intact."""
+    tmp.mkdir()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with file_size_limit(FILE_LIMIT):
+        report = check(path, tmp_dir=tmp, **kwargs)
+    assert not any("too large" in p.message.lower() or "errno 27" in p.message.lower() for p in report.problems), \
+        report.problems  # EFBIG: the validator tried to write more than FILE_LIMIT
+    assert list(tmp.iterdir()) == []
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    return report
+
+
+def test_the_size_bound_is_raw_frames_plus_container_slack():
+    assert max_video_bytes(MONO, 3) == 3 * 512 * 512 * 3 + (1 << 20)
+    assert max_video_bytes(NVS, 10) == 10 * 1604 * 1100 * 3 + (1 << 20)
+    assert max_video_bytes(MONO, None) == max_video_bytes(MONO, round(120 * 24.3))  # no metadata: 2 minutes
+
+
+def test_file_size_limit_catches_an_unbounded_extraction(good_zip, tmp_path):
+    # the harness itself: today's validator, extracting the whole bomb, would hit it
+    with file_size_limit(FILE_LIMIT), pytest.raises(OSError, match="File too large"):
+        with open(tmp_path / "big", "wb") as f:
+            f.write(bytes(FILE_LIMIT + 1))
+
+
+def test_oversized_member_is_reported_and_never_extracted(good_zip, tmp_path):
+    bad = rezip(good_zip, tmp_path / "bomb.zip", replace={FREE_37: bytes(BOMB)}, deflate={FREE_37})
+    assert bad.stat().st_size < 1 << 20  # a small zip ...
+    report = check_bounded(bad, tmp_path / "tmp")  # ... that would have extracted to 64 MiB
+    assert report.kinds() == {"too_large"}
+    [problem] = report.problems
+    assert problem.path == FREE_37
+    assert f"{BOMB} bytes" in problem.message and f"{max_video_bytes(MONO, 3)} bytes" in problem.message
+    assert "3 frames" in problem.message
+    assert not next(v for v in report.videos if v.path == FREE_37).ok
+    assert sum(v.ok for v in report.videos) == 15  # the other videos were still checked
+
+
+def test_oversized_member_without_metadata_is_bounded_by_the_longest_sequence(good_zip, tmp_path):
+    huge = max_video_bytes(MONO, None) + 1
+    bad = rezip(good_zip, tmp_path / "bomb.zip", replace={FREE_37: b"x"}, deflate={FREE_37})
+    patch_sizes(bad, FREE_37, local=huge, central=huge)  # declared: one byte over the bound
+    report = check_bounded(bad, tmp_path / "tmp", metadata=None)
+    assert report.kinds() == {"too_large"} and [p.path for p in report.problems] == [FREE_37]
+    assert "pass --metadata" in report.problems[0].message
+
+
+@pytest.mark.parametrize("lie", ["stream-yields-more", "stream-yields-fewer", "local-header-differs"])
+@pytest.mark.parametrize("method", ["deflated", "stored"])
+def test_member_whose_declared_size_lies_is_reported(good_zip, tmp_path, lie, method):
+    with zipfile.ZipFile(good_zip) as zf:
+        video = zf.read(FREE_37)
+    content = bytes(BOMB) if lie == "stream-yields-more" and method == "deflated" else video
+    deflate = {FREE_37} if method == "deflated" else set()
+    bad = rezip(good_zip, tmp_path / "lie.zip", replace={FREE_37: content}, deflate=deflate)
+    declared = {"stream-yields-more": len(video) // 2, "stream-yields-fewer": len(content) + 1000}.get(lie)
+    if declared is not None:
+        patch_sizes(bad, FREE_37, local=declared, central=declared)  # both headers agree, the data does not
+    else:
+        patch_sizes(bad, FREE_37, local=len(content) - 100)  # the local header disagrees with the central one
+    report = check_bounded(bad, tmp_path / "tmp")
+    assert report.kinds() == {"size_mismatch"}, report.problems
+    [problem] = report.problems
+    assert problem.path == FREE_37
+    if declared is not None:
+        assert f"headers declare {declared} bytes" in problem.message
+        if method == "deflated":
+            assert ("decompresses to more" if lie == "stream-yields-more" else f"yields {len(content)}") in problem.message
+        else:  # a stored entry's data is its compressed data: the lie shows as two different sizes
+            assert f"but {len(content)} bytes of stored (uncompressed) data" in problem.message
+    else:
+        assert f"local header declares {len(content) - 100} bytes" in problem.message
+    assert sum(v.ok for v in report.videos) == 15
