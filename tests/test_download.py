@@ -347,6 +347,8 @@ def test_same_size_change_on_a_server_ignoring_if_range_is_never_spliced(server,
     assert (tmp_path / "raw" / NVS / rel).read_bytes() == new  # the new file exactly, not old[:40000] + new[40000:]
     assert not (tmp_path / "raw" / NVS / f"{rel}.part").exists()
     assert not (tmp_path / "raw" / NVS / f"{rel}.part.json").exists()
+    for path in (tmp_path / "raw").rglob("*"):
+        assert not path.is_file() or TOKEN.encode() not in path.read_bytes(), path
     gets = server.gets(f"{NVS}/{rel}")
     assert gets[-1].range is None and gets[-1].status == 200, gets  # the new version fetched from byte 0
     if validators in ("etag", "last-modified"):
