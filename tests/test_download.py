@@ -265,7 +265,7 @@ def test_ctrl_c_stops_at_once_even_on_a_silent_server_and_keeps_the_part(server,
         out, err = proc.communicate(timeout=60)  # far below --timeout: the stalled read was interrupted
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "Aborted." in err
+    assert proc.returncode == 130 and "interrupted; rerun the same command to resume" in err  # issue #10 point 12
     assert part.read_bytes() == tree[f"{NVS}/{stalled}"][:20_000]
     assert TOKEN not in out + err
 
