@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import zarr
 from . import __version__
 from . import benchmark as bm
 from . import schema
-from .errors import NersembleZarrError
+from .errors import NersembleZarrError, SelectionError
 from .progress import ConvertProgress
 from .shards import supports_fast_shards, write_shard
 from .store_lock import StoreLocation, StoreLock
@@ -45,7 +46,8 @@ UnitKind = Literal["video", "pointclouds", "tracking", "calibration"]
 
 
 class ConvertError(NersembleZarrError):
-    """The conversion cannot start (bad selection, missing raw folder, incompatible store)."""
+    """The conversion cannot start (missing raw folder, incompatible store). A selection that names
+    something the benchmark or the raw folder does not have is a :class:`~nersemble_zarr.errors.SelectionError`."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class Task:
 
     ``source``: absolute raw file (or the point-cloud folder); ``target``: array or group path in
     the store; for video: ``camera_index`` into the array's camera axis, ``n_timesteps`` (from
-    metadata), ``shard_timesteps`` and the expected frame size ``height`` × ``width``.
+    metadata), ``shard_timesteps``, the sequence's frame size ``height`` × ``width`` and ``reference``,
+    the video that size was taken from (named when a video of another size is refused).
     """
 
     unit: Unit
@@ -99,6 +102,7 @@ class Task:
     shard_timesteps: int = schema.DEFAULT_SHARD_TIMESTEPS
     height: int = 0
     width: int = 0
+    reference: str = ""
 
 
 @dataclass
@@ -120,6 +124,9 @@ class ConvertReport:
     store: str
     results: list[UnitResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: ``"nvs/422"``, ``"mono_flame_avatar/393/FREE"``: listed in metadata.json, absent from the raw folder
+    #: (not downloaded) and not explicitly selected, so not converted.
+    not_in_raw: list[str] = field(default_factory=list)
 
     def _with(self, status: str) -> list[UnitResult]:
         return [r for r in self.results if r.status == status]
@@ -159,6 +166,10 @@ class ConvertReport:
         if self.absent:
             lines.append(
                 f"not in the raw folder (optional, not converted): {', '.join(r.unit.name for r in self.absent)}"
+            )
+        if self.not_in_raw:
+            lines.append(
+                f"listed in metadata.json but not in the raw folder (not downloaded, not converted): {', '.join(self.not_in_raw)}"
             )
         if self.failed:
             lines.append("failed units (rerun the same command to retry them; complete units are kept):")
@@ -261,10 +272,7 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
             if t >= t_total:
                 raise wrong_count()
             if t == 0 and frame.shape != frame_shape:
-                raise RawFormatError(
-                    task.source, f"expected {task.width}x{task.height} frames like the sequence's other videos, "
-                    f"found {frame.shape[1]}x{frame.shape[0]}",
-                )
+                raise RawFormatError(task.source, _size_mismatch((frame.shape[0], frame.shape[1]), task.reference, (task.height, task.width)))
             t0, t1 = runs[r]
             buf[t - t0] = frame
             t += 1
@@ -345,16 +353,6 @@ class _ShardWriter:
             self._check()
 
 
-def _pcd_timesteps(folder: Path, benchmark: str, participant: int, sequence: str) -> list[tuple[int, Path]]:
-    """``[(timestep, path)]`` of the folder's point clouds, named as :func:`benchmark.pointcloud_path` says."""
-    out = []
-    for p in folder.iterdir():
-        m = re.fullmatch(r"\D*(\d+)\.pcd", p.name)
-        if m and Path(bm.pointcloud_path(participant, sequence, int(m.group(1)))).name == p.name:
-            out.append((int(m.group(1)), p))
-    return sorted(out)
-
-
 def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
     from .raw import RawFormatError, read_pcd
 
@@ -362,10 +360,10 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
     u = task.unit
     if not folder.is_dir():
         raise RawFormatError(folder, "expected a folder of .pcd point clouds, found none")
-    clouds = _pcd_timesteps(folder, u.benchmark, u.participant, u.sequence or "")
+    clouds = pointcloud_files(folder, u.benchmark, u.participant, u.sequence or "")
     if not clouds:
         raise RawFormatError(folder, "expected frame_<timestep>.pcd point clouds, found no .pcd file")
-    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w")
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
     chunk = schema.POINT_CHUNK
     arrays: dict[str, Any] = {}
     pending: dict[str, list[np.ndarray]] = {schema.POINTS: [], schema.COLORS: [], schema.NORMALS: []}
@@ -438,7 +436,7 @@ def _convert_tracking(task: Task, on_frames: Callable[[int], None]) -> int:
 
     tracking = read_tracking(task.source)
     version = int(task.unit.version or 0)
-    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w")
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
     frames = np.asarray(tracking.frames)
     if np.issubdtype(frames.dtype, np.floating) and np.all(frames == np.round(frames)):
         frames = frames.astype(np.int64)
@@ -475,7 +473,7 @@ def _convert_calibration(task: Task, on_frames: Callable[[int], None]) -> int:
         for key, table in (("world_2_cam", params.world_2_cam), ("intrinsics", params.intrinsics)):
             if serial not in table:
                 raise RawFormatError(task.source, f"expected {key} of all 16 cameras, camera {serial} is missing")
-    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w")
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
     group.create_array(
         schema.SERIAL, data=schema.string_array(serials), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
         attributes=schema.CALIBRATION_ATTRS[schema.SERIAL],
@@ -512,9 +510,15 @@ _RUNNERS: dict[str, Callable[[Task, Callable[[int], None]], int]] = {
 class _Plan:
     tasks: list[Task] = field(default_factory=list)
     results: list[UnitResult] = field(default_factory=list)  # skipped / failed before running
+    not_in_raw: list[str] = field(default_factory=list)  # listed in metadata, not downloaded, not selected
 
 
-def _selected_benchmarks(raw_root: Path, benchmarks: Sequence[str] | str | None) -> list[str]:
+def select_benchmarks(raw_root: Path, benchmarks: Sequence[str] | str | None) -> list[str]:
+    """Benchmark names to work on: ``None``/``"all"`` = every benchmark folder present in ``raw_root``.
+
+    Raises :class:`SelectionError` for an unknown benchmark or a selected one whose folder is absent,
+    :class:`ConvertError` when ``raw_root`` holds no benchmark folder at all.
+    """
     if benchmarks is None or benchmarks == "all" or (not isinstance(benchmarks, str) and "all" in benchmarks):
         found = [b for b in bm.BENCHMARK_NAMES if (raw_root / b).is_dir()]
         if not found:
@@ -527,17 +531,33 @@ def _selected_benchmarks(raw_root: Path, benchmarks: Sequence[str] | str | None)
         try:
             bm.get_benchmark(name)
         except bm.UnknownIdError as e:
-            raise ConvertError(str(e)) from None
+            raise SelectionError(str(e)) from None
         if not (raw_root / name).is_dir():
-            raise ConvertError(f"{raw_root / name}: benchmark folder not found")
+            present = [b for b in bm.BENCHMARK_NAMES if (raw_root / b).is_dir()]
+            raise SelectionError(
+                f"{raw_root / name}: benchmark folder not found (not downloaded?); "
+                f"present in {raw_root}: {', '.join(present) or 'none'}"
+            )
     return names
 
 
-def _selected_participants(raw_root: Path, benchmark: str, wanted: Sequence[int] | None) -> list[int]:
+def select_participants(raw_root: Path, benchmark: str, wanted: Sequence[int] | None) -> list[int]:
+    """Participants of ``benchmark`` to work on, in benchmark order: those in ``wanted`` (all when
+    ``None``) whose folder is present in ``raw_root``. :func:`check_selection` has already refused a
+    wanted participant that is absent from every selected benchmark folder."""
     b = bm.get_benchmark(benchmark)
-    if wanted:
-        return [p for p in b.participants if p in {int(w) for w in wanted}]
-    return [p for p in b.participants if (raw_root / benchmark / bm.participant_dir(p)).is_dir()]
+    want = {int(w) for w in wanted} if wanted else set(b.participants)
+    return [p for p in b.participants if p in want and (raw_root / benchmark / bm.participant_dir(p)).is_dir()]
+
+
+def pointcloud_files(folder: Path, benchmark: str, participant: int, sequence: str) -> list[tuple[int, Path]]:
+    """``[(timestep, path)]`` of the folder's point clouds, named as :func:`benchmark.pointcloud_path` says, by timestep."""
+    out = []
+    for p in folder.iterdir():
+        m = re.fullmatch(r"\D*(\d+)\.pcd", p.name)
+        if m and Path(bm.pointcloud_path(participant, sequence, int(m.group(1)))).name == p.name:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
 
 
 def _check_store_path(location: StoreLocation, raw_root: Path) -> None:
@@ -571,16 +591,25 @@ def _ensure_group(root: zarr.Group, path: str, attrs: dict[str, Any] | None = No
     return g
 
 
-def _probe_size(paths: list[Path]) -> tuple[int, int] | None:
-    from .raw import RawFormatError, probe_video
+def _size_mismatch(found: tuple[int, int], reference: str, expected: tuple[int, int]) -> str:
+    """The message for a video whose frames (``found`` = height, width) differ from the sequence's."""
+    return (
+        f"frame size {found[1]}x{found[0]} (width x height) differs from {expected[1]}x{expected[0]} of {reference}: "
+        "every image and alpha video of a sequence must have one frame size; replace the odd video and rerun"
+    )
 
+
+def _probe_sizes(paths: list[Path]) -> dict[Path, tuple[int, int] | str]:
+    """``(height, width)`` of each video from its header, or the error message for one that cannot be probed."""
+    from .raw import probe_frame_size
+
+    out: dict[Path, tuple[int, int] | str] = {}
     for path in paths:
         try:
-            info = probe_video(path)
-        except RawFormatError:
-            continue
-        return info.height, info.width
-    return None
+            out[path] = probe_frame_size(path)
+        except NersembleZarrError as e:
+            out[path] = str(e)
+    return out
 
 
 def _existing_array(group: zarr.Group, name: str) -> Any | None:
@@ -591,21 +620,38 @@ def _existing_array(group: zarr.Group, name: str) -> Any | None:
     return node if isinstance(node, zarr.Array) else None
 
 
+@dataclass
+class _VideoAsset:
+    asset: str  # "images" | "alpha_maps"
+    name: str  # schema.IMAGES | schema.ALPHA
+    units: list[Unit]
+    paths: list[Path]
+    arr: Any | None  # the existing array that is kept (complete cameras stay), or None: (re)create
+
+
 def _plan_video(
     plan: _Plan, root: zarr.Group, loc: StoreLocation, raw_root: Path, benchmark: str, participant: int,
     sequence: str, n_timesteps: int, codec: schema.ImageCodec, shard_timesteps: int, overwrite: bool,
 ) -> None:
+    """Plan the image and alpha videos of one sequence: one frame size for all of them.
+
+    The size is that of the kept arrays (their complete cameras were written with it) or, for new
+    arrays, the size most of the sequence's videos have (no such size, e.g. one image and one alpha
+    video of two sizes: every unit fails). A video of another size fails its unit naming both files
+    and both sizes; it is never stored, so it can never read as the others' size.
+    """
     b = bm.get_benchmark(benchmark)
     serials = b.train_serials
     seq_path = schema.sequence_group(benchmark, participant, sequence)
     seq = root[seq_path]
     bench_dir = raw_root / benchmark
+    assets: list[_VideoAsset] = []
     for asset, name in (("images", schema.IMAGES), ("alpha_maps", schema.ALPHA)):
         units = [Unit("video", benchmark, participant, sequence, serial=s, asset=asset) for s in serials]
         paths = [bench_dir / bm.video_path(participant, sequence, s, asset) for s in serials]
-        arr = _existing_array(seq, name)
+        arr = None if overwrite else _existing_array(seq, name)
         want_codec = codec if name == schema.IMAGES else schema.ImageCodec("lossless")
-        if arr is not None and not overwrite:
+        if arr is not None:
             found = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {}))
             if found != want_codec and name == schema.IMAGES:
                 msg = (
@@ -615,40 +661,76 @@ def _plan_video(
                 )
                 plan.results += [UnitResult(u, "failed", msg) for u in units]
                 continue
-            if arr.shape[:2] != (len(serials), n_timesteps):
-                arr = None  # metadata changed: rebuild
-        if arr is None or overwrite:
-            size = _probe_size(paths)
-            if size is None:
-                from .raw import probe_video
+            if arr.shape[:2] != (len(serials), n_timesteps) or not arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR):
+                arr = None  # metadata changed, or nothing complete to keep: rebuild
+        assets.append(_VideoAsset(asset, name, units, paths, arr))
+    kept = [a for a in assets if a.arr is not None]
+    if len(kept) == 2 and kept[0].arr.shape[2:4] != kept[1].arr.shape[2:4]:
+        for a in kept:  # written from videos of two sizes (before sizes were checked): rebuild both
+            a.arr = None
+        kept = []
 
-                for u, p in zip(units, paths):
-                    try:
-                        probe_video(p)
-                        msg = f"{p}: no video of this sequence could be probed"
-                    except NersembleZarrError as e:
-                        msg = str(e)
-                    plan.results.append(UnitResult(u, "failed", msg))
-                continue
-            h, w = size
-            source = f"{benchmark}/{bm.sequence_dir(participant, sequence)}/{asset}/"
-            if name == schema.IMAGES:
-                kwargs = schema.images_array_kwargs(len(serials), n_timesteps, h, w, codec, shard_timesteps)
-                attrs = schema.image_attrs(codec, source)
-            else:
-                kwargs = schema.alpha_array_kwargs(len(serials), n_timesteps, h, w, shard_timesteps)
-                attrs = schema.alpha_attrs(source)
-            arr = seq.create_array(name, attributes=attrs, overwrite=True, **kwargs)
-            _drop_levels(seq)
-        done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-        s_len = arr.shards[1] if arr.shards else arr.chunks[1]
-        for i, (u, p) in enumerate(zip(units, paths)):
+    pending: list[tuple[_VideoAsset, int]] = []
+    for a in assets:
+        done = set(a.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if a.arr is not None else set()
+        for i, u in enumerate(a.units):
             if u.serial in done:
                 plan.results.append(UnitResult(u, "skipped"))
-                continue
+            else:
+                pending.append((a, i))
+    if not pending:
+        return
+    sizes = _probe_sizes([a.paths[i] for a, i in pending])
+    if kept:
+        k = kept[0]
+        size = (int(k.arr.shape[2]), int(k.arr.shape[3]))
+        done = set(k.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        reference = next(str(p) for u, p in zip(k.units, k.paths) if u.serial in done)
+    else:
+        probed = [sizes[a.paths[i]] for a, i in pending]
+        counts = Counter(sz for sz in probed if isinstance(sz, tuple))
+        if not counts:  # no video of the sequence can be read: every unit fails with its own reason
+            plan.results += [UnitResult(a.units[i], "failed", str(sizes[a.paths[i]])) for a, i in pending]
+            return
+        ranked = counts.most_common()
+        if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+            # no size most videos share (the mono benchmark's one image and one alpha video of two sizes):
+            # nothing says which is right, so every unit fails naming a video of the other size
+            first = {sz: next(a.paths[i] for a, i in pending if sizes[a.paths[i]] == sz) for sz, _ in ranked}
+            for a, i in pending:
+                found = sizes[a.paths[i]]
+                if isinstance(found, str):
+                    plan.results.append(UnitResult(a.units[i], "failed", found))
+                    continue
+                other = next(sz for sz, _ in ranked if sz != found)
+                plan.results.append(UnitResult(a.units[i], "failed", f"{a.paths[i]}: {_size_mismatch(found, str(first[other]), other)}"))
+            return
+        size = ranked[0][0]  # the size most of the sequence's videos have
+        reference = next(str(a.paths[i]) for a, i in pending if sizes[a.paths[i]] == size)
+    h, w = size
+    for a in assets:
+        if a.arr is not None:
+            continue
+        source = f"{benchmark}/{bm.sequence_dir(participant, sequence)}/{a.asset}/"
+        if a.name == schema.IMAGES:
+            kwargs = schema.images_array_kwargs(len(serials), n_timesteps, h, w, codec, shard_timesteps)
+            attrs = schema.image_attrs(codec, source)
+        else:
+            kwargs = schema.alpha_array_kwargs(len(serials), n_timesteps, h, w, shard_timesteps)
+            attrs = schema.alpha_attrs(source)
+        a.arr = seq.create_array(a.name, attributes=attrs, overwrite=True, **kwargs)
+        _drop_levels(seq)
+    for a, i in pending:
+        unit, path, found = a.units[i], a.paths[i], sizes[a.paths[i]]
+        if isinstance(found, str):
+            plan.results.append(UnitResult(unit, "failed", found))
+        elif found != size:
+            plan.results.append(UnitResult(unit, "failed", f"{path}: {_size_mismatch(found, reference, size)}"))
+        else:
+            s_len = a.arr.shards[1] if a.arr.shards else a.arr.chunks[1]
             plan.tasks.append(Task(
-                u, loc, str(p), f"{seq_path}/{name}", bm.video_path(participant, sequence, u.serial, asset),
-                camera_index=i, n_timesteps=n_timesteps, shard_timesteps=s_len, height=arr.shape[2], width=arr.shape[3],
+                unit, loc, str(path), f"{seq_path}/{a.name}", bm.video_path(participant, sequence, unit.serial, a.asset),
+                camera_index=i, n_timesteps=n_timesteps, shard_timesteps=s_len, height=h, width=w, reference=reference,
             ))
 
 
@@ -680,7 +762,9 @@ def _group_task(
     overwrite: bool, present: bool = True,
 ) -> None:
     """Plan a unit that owns the group ``target``. ``present=False``: an optional asset that the raw
-    folder lacks (nothing to convert; a complete group from an earlier run is kept)."""
+    folder lacks (nothing to convert; a complete group from an earlier run is kept). A unit to run
+    gets its group now, marked ``complete: False``, so a unit that fails (or a killed run) leaves the
+    group visibly incomplete (``info``, ``verify``) instead of absent, which reads as "not downloaded"."""
     try:
         complete = bool(root[target].attrs.get(schema.COMPLETE_ATTR, False))
     except KeyError:
@@ -692,6 +776,8 @@ def _group_task(
     else:
         if complete:  # --overwrite: unmark now, so nothing says complete while the task rewrites the group
             root[target].update_attributes({schema.COMPLETE_ATTR: False})
+        else:  # the group exists, unmarked, before the task runs: a failed unit shows as incomplete
+            _ensure_group(root, target, {schema.COMPLETE_ATTR: False})
         if unit.kind == "tracking":  # meshes evaluated from the old tracking: 'nersemble-zarr flame' redoes them
             meshes = schema.flame_group(unit.benchmark, unit.participant, unit.sequence, unit.version)
             if meshes in root and root[meshes].attrs.get(schema.COMPLETE_ATTR, False):
@@ -712,7 +798,17 @@ def _plan_benchmark(
     _ensure_group(root, schema.benchmark_group(benchmark), {
         schema.METADATA_ATTR: meta.raw, "fps": b.fps, "description": f"NeRSemble {benchmark} benchmark",
     })
-    for p in _selected_participants(raw_root, benchmark, participants):
+    present = select_participants(raw_root, benchmark, participants)
+    if not participants:  # listed but not downloaded: reported; an explicit selection was checked before
+        plan.not_in_raw += [
+            f"{benchmark}/{bm.participant_dir(p)}" for p in meta.participants if p in b.participants and p not in present
+        ]
+    for p in present:
+        if not sequences:
+            plan.not_in_raw += [
+                f"{benchmark}/{bm.participant_dir(p)}/{s}" for (q, s) in sorted(meta.frame_counts)
+                if q == p and s in b.sequences[p] and not (bench_dir / bm.sequence_dir(p, s)).is_dir()
+            ]
         _ensure_group(root, schema.participant_group(benchmark, p), {"participant": p})
         calib = Unit("calibration", benchmark, p)
         _group_task(
@@ -770,10 +866,13 @@ def _mark_complete(root: zarr.Group, task: Task) -> None:
         zarr.open_group(root.store, path=task.target, mode="r+").update_attributes({schema.COMPLETE_ATTR: True})
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
     """Units run at once in threads mode: one per core, at most 4 (measured on 2 cores: two units at
     once convert 1.05-1.2x faster than one; each unit also keeps ffmpeg decoding in its own process)."""
     return max(1, min(4, os.cpu_count() or 1))
+
+
+_default_threads = default_threads
 
 
 def _run_tasks(
@@ -854,6 +953,18 @@ def convert_benchmark(
     (``s3://…``, with ``storage_options``). Complete units are skipped unless ``overwrite``; frames
     written anew drop the sequence's downscaled levels and tracking written anew unmarks its FLAME
     meshes (both derived from the old data; ``downscale``/``flame`` redo them).
+
+    Inputs must agree: every image and alpha video of a sequence has one frame size (a video of
+    another size fails its unit, naming it, the video the size came from and both sizes; its camera
+    stays unmarked). Raw files that are not regular files (FIFO, device, a link to ``/dev/zero``) fail
+    their unit by name and are never opened for reading.
+
+    Missing participants: with ``participants=None``, those listed in ``metadata.json`` but absent
+    from the raw folder (a partial download) are skipped and listed in
+    :attr:`ConvertReport.not_in_raw` (and the summary); an explicitly selected participant or
+    sequence that is absent is a :class:`~nersemble_zarr.errors.SelectionError` (exit 2) before
+    anything is written, as is one the benchmark does not have.
+
     Returns the :class:`ConvertReport`; raises :class:`ConvertError` when nothing can start and
     :class:`~nersemble_zarr.store_lock.StoreLockedError` when another convert holds the store.
     """
@@ -869,8 +980,8 @@ def convert_benchmark(
         codec = schema.ImageCodec(image_codec, int(jpeg_quality))
     except ValueError as e:
         raise ConvertError(str(e)) from None
-    names = _selected_benchmarks(raw, benchmarks)
-    _check_selection(names, participants, sequences)
+    names = select_benchmarks(raw, benchmarks)
+    check_selection(raw, names, participants, sequences)
     loc = StoreLocation.parse(store, storage_options)
     _check_store_path(loc, raw)
     report = ConvertReport(store=str(store))
@@ -880,6 +991,7 @@ def convert_benchmark(
         for name in names:
             _plan_benchmark(plan, root, loc, raw, name, participants, sequences, codec, shard_timesteps, overwrite)
         report.results.extend(plan.results)
+        report.not_in_raw = plan.not_in_raw
         if plan.tasks:  # readers use the consolidated copy: it must not keep markers planning just reset
             consolidate(loc)
         # big videos first, so the small units fill the gaps at the end
@@ -916,14 +1028,43 @@ def consolidate(location: StoreLocation) -> None:
         zarr.consolidate_metadata(location.zarr_store())
 
 
-def _check_selection(names: list[str], participants: Sequence[int] | None, sequences: Sequence[str] | None) -> None:
+def check_selection(
+    raw_root: Path, names: list[str], participants: Sequence[int] | None, sequences: Sequence[str] | None
+) -> None:
+    """Refuse a selection naming what the benchmarks or the raw folder do not have.
+
+    Every selected participant must belong to one of the benchmarks ``names`` and have its folder in
+    ``raw_root``; every selected sequence must exist in one of them and be present in the raw folder
+    for at least one selected participant. Raises :class:`SelectionError` naming what was asked for
+    and the valid (present) choices.
+    """
     benches = [bm.get_benchmark(n) for n in names]
     for p in participants or ():
-        if not any(int(p) in b.participants for b in benches):
-            raise ConvertError(
+        try:
+            p = int(p)
+        except (TypeError, ValueError):
+            raise SelectionError(f"participant {p!r}: expected an integer id") from None
+        homes = [b for b in benches if p in b.participants]
+        if not homes:
+            raise SelectionError(
                 f"participant {p} is not in {' or '.join(names)}: expected one of "
                 f"{', '.join(str(x) for b in benches for x in b.participants)}"
             )
+        if not any((raw_root / b.name / bm.participant_dir(p)).is_dir() for b in homes):
+            present = [f"{b.name}/{bm.participant_dir(x)}" for b in benches for x in select_participants(raw_root, b.name, None)]
+            raise SelectionError(
+                f"participant {p} is not in the raw folder: {raw_root / homes[0].name / bm.participant_dir(p)} not found "
+                f"(download it first); present: {', '.join(present) or 'none'}"
+            )
     for s in sequences or ():
         if not any(s in seqs for b in benches for seqs in b.sequences.values()):
-            raise ConvertError(f"sequence {s!r} is in no selected benchmark ({', '.join(names)})")
+            raise SelectionError(f"sequence {s!r} is in no selected benchmark ({', '.join(names)})")
+        on_disk = {
+            f"{bm.participant_dir(p)}/{q}" for b in benches for p in select_participants(raw_root, b.name, participants)
+            for q in b.sequences[p] if (raw_root / b.name / bm.sequence_dir(p, q)).is_dir()
+        }
+        if not any(key.endswith(f"/{s}") for key in on_disk):
+            who = f"participant(s) {', '.join(str(int(p)) for p in participants)}" if participants else "any participant"
+            raise SelectionError(
+                f"sequence {s!r} is not in the raw folder {raw_root} for {who}; present: {', '.join(sorted(on_disk)) or 'none'}"
+            )

@@ -19,6 +19,7 @@ from nersemble_zarr import benchmark as bm
 from nersemble_zarr import schema
 from nersemble_zarr.cli.main import cli
 from nersemble_zarr.convert import KILL_AFTER_UNITS_ENV, ConvertError, convert_benchmark
+from nersemble_zarr.errors import SelectionError
 from nersemble_zarr.raw import iter_frames, read_camera_params, read_metadata, read_pcd, read_tracking
 from nersemble_zarr.store_lock import StoreLocation, StoreLock, StoreLockedError
 from nersemble_zarr.verify import verify_store
@@ -418,7 +419,7 @@ def test_optional_assets_absent_from_the_raw_folder_are_reported_not_failed(samp
 
 
 def test_unknown_participant_or_missing_raw_folder_is_a_one_line_error(sample_root: Path, tmp_path: Path):
-    with pytest.raises(ConvertError, match="participant 999 is not in"):
+    with pytest.raises(SelectionError, match="participant 999 is not in nvs or mono_flame_avatar: expected one of 388"):
         convert_benchmark(sample_root, tmp_path / "s.zarr", participants=[999], progress=False)
     with pytest.raises(ConvertError, match="raw benchmark folder not found"):
         convert_benchmark(tmp_path / "nope", tmp_path / "s.zarr", progress=False)

@@ -10,7 +10,7 @@ from .errors import RawFormatError
 from .metadata import BenchmarkMetadata, parse_metadata, read_metadata, write_metadata
 from .pcd import PCD_ENCODINGS, PointCloud, read_pcd, write_pcd
 from .tracking import TRACKING_SHAPES, FlameTracking, read_tracking, write_tracking
-from .video import FrameIndexError, VideoInfo, ffmpeg_exe, iter_frames, probe_video, read_frame
+from .video import FrameIndexError, VideoInfo, ffmpeg_exe, iter_frames, probe_frame_size, probe_video, read_frame
 
 __all__ = [
     "RawFormatError",
@@ -19,6 +19,7 @@ __all__ = [
     "ffmpeg_exe",
     "iter_frames",
     "probe_video",
+    "probe_frame_size",
     "read_frame",
     "PointCloud",
     "PCD_ENCODINGS",

@@ -21,7 +21,7 @@ import numpy as np
 from ._files import check_regular_file
 from .errors import RawFormatError
 
-__all__ = ["VideoInfo", "FrameIndexError", "ffmpeg_exe", "probe_video", "iter_frames", "read_frame"]
+__all__ = ["VideoInfo", "FrameIndexError", "ffmpeg_exe", "probe_video", "probe_frame_size", "iter_frames", "read_frame"]
 
 #: How many trailing ffmpeg log lines an error message quotes.
 _LOG_LINES = 3
@@ -150,6 +150,23 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     if n_frames == 0:
         raise RawFormatError(path, "expected at least one video frame, found 0")
     return VideoInfo(path=path, n_frames=n_frames, fps=fps, width=width, height=height, codec=codec, pix_fmt=pix_fmt)
+
+
+def probe_frame_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` in pixels of a video's first video stream, from its container header only.
+
+    Cheap (ffmpeg reads the header, no packet is copied or decoded): for checking that videos
+    agree before converting them. Use :func:`probe_video` for a frame count. Raises
+    :class:`RawFormatError` naming the file for a missing, empty or non-regular file or one
+    without a readable video stream.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "level+info", "-i", path]
+    # no output file: ffmpeg prints the input's streams and exits 1 ("At least one output file…")
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    _, _, width, height, _ = _parse_stream_line(path, proc.stderr)
+    return height, width
 
 
 def _decode_cmd(path: str, video_filter: str | None = None, max_frames: int | None = None) -> list[str]:
