@@ -157,8 +157,9 @@ async def _read_json(store: Store, key: str) -> tuple[str, Any]:
     return "ok", doc
 
 
-def check_root(store: Store) -> bool:
-    """Refuse a store whose root ``zarr.json`` is corrupt or lacks consolidated metadata.
+def check_root(store: Store, *, consolidated: bool = True) -> bool:
+    """Refuse a store whose root ``zarr.json`` is corrupt or (``consolidated=True``, every store this
+    package writes) lacks consolidated metadata.
 
     Returns ``False`` when there is no root ``zarr.json`` at all (not a store: the caller says so),
     ``True`` when the root is sound. Raises :class:`CorruptObjectError` / :class:`StoreIntegrityError`.
@@ -171,7 +172,7 @@ def check_root(store: Store) -> bool:
         raise CorruptObjectError(f"{name}: the root metadata zarr.json is corrupt ({doc}); {_check_hint(name)}")
     if doc.get("node_type") != "group":
         return True  # an array at the root: not one of our stores; the caller's open says so
-    if not isinstance(doc.get("consolidated_metadata"), dict):
+    if consolidated and not isinstance(doc.get("consolidated_metadata"), dict):
         raise StoreIntegrityError(
             f"{name}: the root zarr.json has no consolidated metadata (a convert/downscale/flame run did not "
             f"finish, or the store was edited); {_check_hint(name)}, then rerun the command that wrote it"

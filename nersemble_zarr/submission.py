@@ -710,7 +710,8 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
     import dask.array as da
     import zarr
 
-    from .integrity import GuardedArray, check_arrays, guard_store, reading, store_name
+    from .errors import StoreIntegrityError
+    from .integrity import GuardedArray, check_arrays, check_root, guard_store, reading, store_name
     from .store import as_zarr_store
 
     b = get_benchmark(benchmark)
@@ -718,7 +719,11 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
         group = zarr.open_group(guard_store(renders.store), path=renders.path, mode="r")
     else:
         try:
-            group = zarr.open_group(as_zarr_store(renders), mode="r")
+            zstore = as_zarr_store(renders)
+            check_root(zstore, consolidated=False)  # a corrupt root zarr.json is named as such
+            group = zarr.open_group(zstore, mode="r")
+        except StoreIntegrityError:
+            raise
         except Exception as e:  # missing path, not a store, unreachable URL: all the user's to fix
             raise SubmissionError(f"renders {os.fspath(renders)}: cannot open as a Zarr group ({type(e).__name__}: {e})") from None
     wanted = None if participants is None else {int(p) for p in participants}
