@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import click
 
+from nersemble_zarr.benchmark import BENCHMARK_NAMES, check_selection
+
+
+def _benchmarks(benchmark: str) -> tuple[str, ...]:
+    return BENCHMARK_NAMES if benchmark == "all" else (benchmark,)
+
 
 @click.command()
 @click.argument("raw", type=click.Path(file_okay=False))
 @click.argument("store")
 @click.option(
-    "--benchmark", "benchmark", type=click.Choice(["nvs", "mono_flame_avatar", "all"]), default="all",
+    "--benchmark", "-b", "benchmark", type=click.Choice(["nvs", "mono_flame_avatar", "all"]), default="all",
     help="Which benchmark folder(s) of RAW to convert.",
 )
-@click.option("--participant", "participants", type=int, multiple=True, help="Only this participant id (repeatable).")
-@click.option("--sequence", "sequences", multiple=True, help="Only this sequence name (repeatable).")
+@click.option("--participant", "-p", "participants", type=int, multiple=True, help="Only this participant id (repeatable).")
+@click.option("--sequence", "-s", "sequences", multiple=True, help="Only this sequence name (repeatable).")
 @click.option(
     "--image-codec", type=click.Choice(["lossless", "jpeg"]), default="lossless",
     help=(
@@ -38,10 +44,11 @@ def convert(
     Resumable: rerunning the same command skips complete units (camera videos, point clouds,
     tracking files, calibrations) and redoes the rest. Exits 1 if any unit failed.
     """
-    from nersemble_zarr.convert import convert_benchmark
-
     if workers is not None and scheduler is not None:
         raise click.UsageError("give either --workers or --scheduler, not both")
+    check_selection(_benchmarks(benchmark), participants, sequences)
+    from nersemble_zarr.convert import convert_benchmark
+
     report = convert_benchmark(
         raw, store, benchmarks=benchmark, participants=participants or None, sequences=sequences or None,
         image_codec=image_codec, jpeg_quality=jpeg_quality, workers=workers, scheduler=scheduler,
@@ -55,9 +62,9 @@ def convert(
 @click.command()
 @click.argument("store")
 @click.argument("raw", type=click.Path(exists=True, file_okay=False))
-@click.option("--benchmark", type=click.Choice(["nvs", "mono_flame_avatar", "all"]), default="all", help="Which benchmark to check.")
-@click.option("--participant", "participants", type=int, multiple=True, help="Only this participant id (repeatable).")
-@click.option("--sequence", "sequences", multiple=True, help="Only this sequence name (repeatable).")
+@click.option("--benchmark", "-b", type=click.Choice(["nvs", "mono_flame_avatar", "all"]), default="all", help="Which benchmark to check.")
+@click.option("--participant", "-p", "participants", type=int, multiple=True, help="Only this participant id (repeatable).")
+@click.option("--sequence", "-s", "sequences", multiple=True, help="Only this sequence name (repeatable).")
 @click.option(
     "--min-psnr", type=float, default=35.0,
     help="Lowest PSNR (dB) a JPEG-encoded frame may have (quality 95 gives 40-50 dB; a wrong or damaged frame far less).",
@@ -69,6 +76,7 @@ def verify(
 
     Exits 1 on any mismatch or incomplete unit, naming the array, camera and timestep.
     """
+    check_selection(_benchmarks(benchmark), participants, sequences)
     from nersemble_zarr.verify import verify_store
 
     report = verify_store(

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from nersemble_zarr.assets import ASSETS
-from nersemble_zarr.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.benchmark import BENCHMARK_NAMES, check_selection
 from nersemble_zarr.download import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WORKERS, MAX_BACKOFF
 
 
@@ -65,6 +65,7 @@ def download(
     from nersemble_zarr.errors import NersembleZarrError
 
     pids = _ints(_split(participants), "--participant") or None
+    check_selection([benchmark], pids)
     frames_arg = _split(pointcloud_frames)
     frames: str | list[int] = frames_arg[0] if frames_arg in (["first"], ["all"]) else _ints(frames_arg, "--pointcloud-frames")
     try:

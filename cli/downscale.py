@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nersemble_zarr.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.benchmark import BENCHMARK_NAMES, check_selection
 
 
 @click.command()
@@ -38,6 +38,7 @@ def downscale(
     are dropped) and intrinsics scaled in the pixel-centre convention. Computed shard-parallel
     with dask from the stored frames; an interrupted run resumes where it stopped.
     """
+    check_selection(benchmarks or BENCHMARK_NAMES, participants, sequences)
     from nersemble_zarr.downscale import downscale_store
 
     report = downscale_store(

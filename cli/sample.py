@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nersemble_zarr.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.benchmark import BENCHMARK_NAMES, check_selection
 from nersemble_zarr.sample import DEFAULT_FRAMES, DEFAULT_PARTICIPANTS, DEFAULT_SCALE
 
 
@@ -77,8 +77,10 @@ def sample(
 
     started = time.perf_counter()
     names = BENCHMARK_NAMES if benchmark == "all" else (benchmark,)
+    pids = _split_ints(participants) or None
+    check_selection(names, pids)
     root = generate_sample(
-        out, benchmarks=names, participants=_split_ints(participants) or None, frames=frames, scale=scale,
+        out, benchmarks=names, participants=pids, frames=frames, scale=scale,
         seed=seed, pointclouds=pointclouds, flame_model_dir=flame_model, workers=workers, progress=not no_progress,
     )
     for name in names:

@@ -33,11 +33,9 @@ def show(
     outline (--out), and the camera rig (--cameras-plot)."""
     if out is None and cameras_plot is None:
         raise click.UsageError("nothing to draw: pass --out SHEET.png and/or --cameras-plot RIG.png")
-    from nersemble_zarr.benchmark import check_participant
     from nersemble_zarr.show import cameras_plot as plot_rig
     from nersemble_zarr.show import contact_sheet
 
-    participant = check_participant(benchmark, participant)
     if out is not None:
         info = contact_sheet(store, benchmark, participant, out, sequence=sequence, timestep=timestep,
                              level=level, tile_width=tile_width)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from nersemble_zarr.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.benchmark import BENCHMARK_NAMES, check_selection
 
 _METADATA_HELP = (
     "Frame counts to enforce: a raw benchmark folder (holding <benchmark>/metadata.json), a metadata.json "
@@ -54,6 +54,7 @@ def submit(
     from nersemble_zarr.benchmark import get_benchmark
     from nersemble_zarr.submission import staging_folder, write_submission
 
+    check_selection([benchmark], participants)
     staging = staging_folder(out)
     if staging.exists() and not append:
         click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
@@ -100,6 +101,7 @@ def validate(
     paths, no duplicates, each video decodes to the end with the metadata's frame count, at the
     benchmark's resolution and fps, H.264 in yuv420p. A crf other than 14 is a warning.
     """
+    check_selection([benchmark], participants)
     from nersemble_zarr.validate import format_report, validate_submission
 
     report = validate_submission(

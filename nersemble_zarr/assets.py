@@ -29,7 +29,7 @@ from .benchmark import (
     tracking_path,
     video_path,
 )
-from .errors import NersembleZarrError
+from .errors import SelectionError
 
 CALIBRATION = "calibration"
 IMAGES = "images"
@@ -46,7 +46,7 @@ _TRACKING_VERSION = {name: version for version, name in TRACKING_ASSETS.items()}
 PointcloudFrames = Literal["first", "all"] | Sequence[int]
 
 
-class AssetSelectionError(NersembleZarrError):
+class AssetSelectionError(SelectionError):
     """An asset name, participant or point-cloud timestep the benchmark does not have."""
 
 

@@ -7,8 +7,11 @@ or a raw/server path pattern. Relative paths use ``/`` and are the same on disk 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from .errors import SelectionError
 
 NVS = "nvs"
 MONO = "mono_flame_avatar"
@@ -148,33 +151,58 @@ MONO_BENCHMARK = Benchmark(
 BENCHMARKS: dict[str, Benchmark] = {NVS: NVS_BENCHMARK, MONO: MONO_BENCHMARK}
 
 
-class UnknownIdError(ValueError):
-    """A benchmark name, participant, sequence or serial that the benchmark does not have."""
+class UnknownIdError(SelectionError):
+    """A benchmark name, participant, sequence or serial that the benchmark does not have.
+
+    A :class:`~nersemble_zarr.errors.SelectionError` (so also a ``ValueError``): the CLI prints its one-line
+    message, which names the value and the valid choices, and exits with status 2.
+    """
+
+
+def _choices(values: Iterable[object]) -> str:
+    return ", ".join(str(v) for v in values) or "none"
 
 
 def get_benchmark(name: str) -> Benchmark:
     """The constants of benchmark ``name`` (``"nvs"`` or ``"mono_flame_avatar"``)."""
     try:
         return BENCHMARKS[name]
-    except KeyError:
-        raise UnknownIdError(f"unknown benchmark {name!r}: expected one of {', '.join(BENCHMARK_NAMES)}") from None
+    except (KeyError, TypeError):
+        raise UnknownIdError(f"unknown benchmark {name!r}: expected one of {_choices(BENCHMARK_NAMES)}") from None
 
 
-def check_serial(serial: str) -> str:
-    """Return ``serial`` if it is one of the 16 rig cameras, else raise :class:`UnknownIdError`."""
+def check_benchmark(name: str) -> str:
+    """Return ``name`` if it is a benchmark (``"nvs"``, ``"mono_flame_avatar"``), else raise :class:`UnknownIdError`."""
+    return get_benchmark(name).name
+
+
+def check_serial(serial: str, benchmark: str | None = None) -> str:
+    """Return ``serial`` if it is one of the 16 rig cameras, else raise :class:`UnknownIdError`.
+
+    All 16 cameras are calibrated in both benchmarks (``benchmark`` only names it in the message).
+    """
     if serial not in SERIALS:
-        raise UnknownIdError(f"unknown camera serial {serial!r}: the rig has {', '.join(sorted(SERIALS))}")
+        where = f"the {benchmark} rig" if benchmark else "the rig"
+        raise UnknownIdError(f"unknown camera serial {serial!r}: {where} has {_choices(sorted(SERIALS))}")
     return serial
+
+
+def _participant_id(participant: object) -> int:
+    if isinstance(participant, bool) or not isinstance(participant, (int, str)) and not hasattr(participant, "__index__"):
+        raise UnknownIdError(f"participant must be an integer id such as 388, not {participant!r}")
+    try:
+        return int(participant)  # type: ignore[arg-type]
+    except ValueError:
+        raise UnknownIdError(f"participant must be an integer id such as 388, not {participant!r}") from None
 
 
 def check_participant(benchmark: str, participant: int) -> int:
     """Return ``participant`` as int if the benchmark has it, else raise :class:`UnknownIdError`."""
     b = get_benchmark(benchmark)
-    p = int(participant)
+    p = _participant_id(participant)
     if p not in b.participants:
         raise UnknownIdError(
-            f"participant {participant} is not in the {benchmark} benchmark: expected one of "
-            f"{', '.join(map(str, b.participants))}"
+            f"participant {participant} is not in the {benchmark} benchmark: expected one of {_choices(b.participants)}"
         )
     return p
 
@@ -186,9 +214,75 @@ def check_sequence(benchmark: str, participant: int, sequence: str) -> str:
     if sequence not in b.sequences[p]:
         raise UnknownIdError(
             f"sequence {sequence!r} is not in the {benchmark} benchmark for participant {p:03d}: expected one of "
-            f"{', '.join(b.sequences[p])}"
+            f"{_choices(b.sequences[p])}"
         )
     return sequence
+
+
+def check_timestep(timestep: object, timesteps: Sequence[int], where: str) -> int:
+    """Return ``timestep`` as int if it is one of ``timesteps`` (those ``where`` holds, ascending), else raise
+    :class:`~nersemble_zarr.errors.SelectionError` naming it and the valid ones (a run ``a..b`` when contiguous).
+
+    ``where`` names what was searched, e.g. ``"nvs participant 388 sequence 'GLASSES'"``.
+    """
+    valid = [int(t) for t in timesteps]
+    if not valid:
+        raise SelectionError(f"{where} has no timesteps")
+    if valid == list(range(valid[0], valid[-1] + 1)):
+        shown = f"{valid[0]}..{valid[-1]}"
+    else:
+        shown = _choices(valid[:20]) + (f", ... ({len(valid)} in all)" if len(valid) > 20 else "")
+    if isinstance(timestep, bool) or not isinstance(timestep, (int,)) and not hasattr(timestep, "__index__"):
+        raise SelectionError(f"timestep must be an integer, not {timestep!r}: {where} has timesteps {shown}")
+    t = int(timestep)  # type: ignore[call-overload]
+    if t not in set(valid):
+        raise SelectionError(f"timestep {t} is not in {where}: valid timesteps are {shown}")
+    return t
+
+
+def check_selection(
+    benchmarks: Sequence[str],
+    participants: Iterable[int] | None = None,
+    sequences: Iterable[str] | None = None,
+    *,
+    available: Mapping[str, Mapping[int, Sequence[str]]] | None = None,
+    where: str = "",
+) -> None:
+    """Raise :class:`~nersemble_zarr.errors.SelectionError` unless every named participant and sequence exists.
+
+    ``benchmarks``: the benchmarks selected (each checked by name). A participant must belong to one of
+    them and a sequence to one of the selected participants (all of the benchmarks' participants when
+    none is named) -- as published (the facts above) and, when ``available`` (benchmark -> participant ->
+    sequences, e.g. what a store or raw folder holds; ``where`` names it) is given, also there. The
+    message names the first value that fails and the valid choices.
+    """
+    names = [check_benchmark(b) for b in benchmarks] or list(BENCHMARK_NAMES)
+    wanted = [_participant_id(p) for p in participants or ()]
+    seqs = list(sequences or ())
+
+    def owners(p: int) -> list[str]:
+        return [n for n in names if p in BENCHMARKS[n].participants]
+
+    for p in wanted:
+        if not owners(p):
+            offered = "; ".join(f"{n}: {_choices(BENCHMARKS[n].participants)}" for n in names) if len(names) > 1 \
+                else _choices(BENCHMARKS[names[0]].participants)
+            raise UnknownIdError(f"participant {p} is not in the {' or '.join(names)} benchmark: expected one of {offered}")
+        if available is not None and not any(p in available.get(n, {}) for n in owners(p)):
+            held = "; ".join(f"{n}: {_choices(sorted(available.get(n, {})))}" for n in names)
+            raise SelectionError(f"participant {p} ({', '.join(owners(p))}) is not in {where}: it holds {held}")
+    if not seqs:
+        return
+    pairs = [(n, p) for n in names for p in BENCHMARKS[n].participants if not wanted or p in wanted]
+    published = list(dict.fromkeys(s for n, p in pairs for s in BENCHMARKS[n].sequences[p]))
+    held = None if available is None else list(dict.fromkeys(s for n, p in pairs for s in available.get(n, {}).get(p, ())))
+    whose = f"participant{'s' if len(wanted) != 1 else ''} {', '.join(f'{p:03d}' for p in wanted)}" if wanted else ""
+    scope = f"the {' or '.join(names)} benchmark" + (f" for {whose}" if whose else "")
+    for s in seqs:
+        if s not in published:
+            raise UnknownIdError(f"sequence {s!r} is not in {scope}: expected one of {_choices(published)}")
+        if held is not None and s not in held:
+            raise SelectionError(f"sequence {s!r} of {scope} is not in {where}: it holds {_choices(held)}")
 
 
 # ---------------------------------------------------------------------------------------------

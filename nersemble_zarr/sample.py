@@ -592,10 +592,13 @@ def generate_sample(
             for task in tasks:
                 _write_videos(writer, task, frames, scale, seed, bar)
         else:
-            with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            pool = ThreadPoolExecutor(max_workers=n_workers)
+            try:
                 futures = [pool.submit(_write_videos, writer, t, frames, scale, seed, bar) for t in tasks]
                 for f in futures:
                     f.result()
+            finally:  # on Ctrl-C or a failure, videos not started are dropped (a rerun writes them)
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     # metadata last: its presence marks a benchmark folder complete

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import schema
-from .errors import NersembleZarrError
-from .store import StoreLike, open_calibration, open_sequence, _sequences_in, open_root
+from .benchmark import check_participant, check_timestep
+from .errors import SelectionError
+from .store import StoreLike, list_participants, open_calibration, open_root, open_sequence, _sequences_in
 
 DPI = 100
 _HOLD_OUT_COLOR = "#d62728"
@@ -26,8 +27,9 @@ _TRAIN_COLOR = "#1f77b4"
 _OUTLINE_COLOR = "#39ff14"
 
 
-class ShowError(NersembleZarrError):
-    """Nothing to show for the selection (no video, unknown timestep)."""
+class ShowError(SelectionError):
+    """Nothing to show for the selection (a participant or sequence not in the store, no video, unknown
+    timestep). The message names it and the valid choices (the CLI exits with status 2)."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,46 @@ def _save(fig: Any, out: str | os.PathLike) -> Path:
     return out
 
 
-def _first_video_sequence(store: StoreLike, benchmark: str, participant: int,
-                          storage_options: dict[str, Any] | None) -> str:
+def _where(store: StoreLike) -> str:
+    return os.fspath(store) if isinstance(store, (str, os.PathLike)) else type(store).__name__
+
+
+def _participant_in_store(store: StoreLike, benchmark: str, participant: int,
+                          storage_options: dict[str, Any] | None) -> int:
+    """``participant`` as int if the benchmark has it and the store holds it, else :class:`ShowError`."""
+    p = check_participant(benchmark, participant)
+    held = list_participants(store, benchmark, storage_options=storage_options)
+    if p not in held:
+        raise ShowError(
+            f"{benchmark} participant {p:03d} is not in {_where(store)}: it holds {benchmark} participants "
+            f"{', '.join(f'{h:03d}' for h in held) or 'none'}"
+        )
+    return p
+
+
+def _video_sequence(store: StoreLike, benchmark: str, participant: int, sequence: str | None,
+                    storage_options: dict[str, Any] | None) -> str:
+    """``sequence`` (default: the participant's first with video) if the store holds it with video."""
     root = open_root(store, storage_options=storage_options)
-    for s in _sequences_in(root, benchmark, participant):
-        if schema.IMAGES in root[schema.sequence_group(benchmark, participant, s)].array_keys():
-            return s
-    raise ShowError(f"{benchmark} participant {participant:03d} has no sequence with video in the store")
+    present = _sequences_in(root, benchmark, participant)
+    with_video = [s for s in present
+                  if schema.IMAGES in root[schema.sequence_group(benchmark, participant, s)].array_keys()]
+    where = f"{benchmark} participant {participant:03d}"
+    if sequence is None:
+        if not with_video:
+            raise ShowError(f"{where} has no sequence with video in {_where(store)}")
+        return with_video[0]
+    if sequence not in present:
+        raise ShowError(
+            f"sequence {sequence!r} of {where} is not in {_where(store)}: sequences with video are "
+            f"{', '.join(with_video) or 'none'}"
+        )
+    if sequence not in with_video:
+        raise ShowError(
+            f"sequence {sequence!r} of {where} has no video (tracking only): sequences with video are "
+            f"{', '.join(with_video) or 'none'}"
+        )
+    return sequence
 
 
 def contact_sheet(
@@ -86,22 +121,21 @@ def contact_sheet(
     ``sequence`` defaults to the participant's first sequence with video; ``level`` reads a stored
     downscaled level (faster for big rigs). Tiles are ``tile_width`` pixels wide; ``columns``
     defaults to a near-square grid. Returns what was drawn, including the PNG's ``(height, width)``.
+    A participant, sequence or timestep the store does not hold (or a sequence without video) raises
+    :class:`~nersemble_zarr.errors.SelectionError` (:class:`ShowError` for what the store lacks) naming it
+    and the valid choices, before anything is read or drawn.
     """
     from matplotlib.figure import Figure
 
-    if sequence is None:
-        sequence = _first_video_sequence(store, benchmark, participant, storage_options)
+    participant = _participant_in_store(store, benchmark, participant, storage_options)
+    sequence = _video_sequence(store, benchmark, participant, sequence, storage_options)
     ds = open_sequence(store, benchmark, participant, sequence, level=level, storage_options=storage_options)
     if schema.IMAGES not in ds:
         raise ShowError(f"{benchmark} participant {participant:03d} sequence {sequence!r} has no video (tracking only)")
     timesteps = ds[schema.TIMESTEP].values
     if timestep is None:
         timestep = int(timesteps[len(timesteps) // 2])
-    if int(timestep) not in set(timesteps.tolist()):
-        raise ShowError(
-            f"{benchmark} participant {participant:03d} sequence {sequence!r} has no timestep {timestep}: "
-            f"timesteps are {int(timesteps[0])}..{int(timesteps[-1])}"
-        )
+    timestep = check_timestep(timestep, timesteps.tolist(), f"{benchmark} participant {participant:03d} sequence {sequence!r}")
     frame = ds[[schema.IMAGES, schema.ALPHA]].sel({schema.TIMESTEP: int(timestep)}).compute()
     images, alphas = frame[schema.IMAGES].values, frame[schema.ALPHA].values
     cameras = [str(c) for c in ds[schema.CAMERA].values]
@@ -168,6 +202,7 @@ def cameras_plot(
     """
     from matplotlib.figure import Figure
 
+    participant = _participant_in_store(store, benchmark, participant, storage_options)
     calib = open_calibration(store, benchmark, participant, storage_options=storage_options)
     serials = [str(s) for s in calib[schema.SERIAL].values]
     splits = [str(s) for s in calib[schema.SPLIT].values]

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from nersemble_zarr import benchmark as bm
 from nersemble_zarr import open_sequence
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.show import contact_sheet, rig_geometry
+from nersemble_zarr.errors import SelectionError
+from nersemble_zarr.show import ShowError, cameras_plot, contact_sheet, rig_geometry
 from nersemble_zarr.store import list_participants, list_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
@@ -83,8 +84,37 @@ def test_show_errors_are_one_line(converted_store: Path, tmp_path: Path) -> None
     p = list_participants(converted_store, bm.NVS)[0]
     result = CliRunner().invoke(cli, ["show", str(converted_store), "-b", "nvs", "-p", str(p), "-t", "100000",
                                       "--out", str(tmp_path / "x.png")])
-    assert result.exit_code != 0
-    assert "has no timestep 100000" in str(result.exception) or "has no timestep 100000" in result.output
+    assert isinstance(result.exception, SelectionError) and result.exception.exit_code == 2
+    assert "timestep 100000 is not in nvs participant 388 sequence 'GLASSES': valid timesteps are 0..9" in str(result.exception)
     assert not (tmp_path / "x.png").exists()
     result = CliRunner().invoke(cli, ["show", str(converted_store), "-b", "nvs", "-p", str(p)])
     assert result.exit_code == 2 and "nothing to draw" in result.output
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "participant", "sequence", "timestep", "message"),
+    [
+        (bm.NVS, 999, None, None, "participant 999 is not in the nvs benchmark: expected one of 388, 422, 443, 445, 475"),
+        (bm.NVS, 422, None, None, "nvs participant 422 is not in {store}: it holds nvs participants 388"),
+        (bm.NVS, 388, "FOO", None, "sequence 'FOO' of nvs participant 388 is not in {store}: sequences with video are GLASSES"),
+        (bm.MONO, 393, "FREE", None, "sequence 'FREE' of mono_flame_avatar participant 393 has no video (tracking only): "
+                                     "sequences with video are EXP-1-head, EXP-2-eyes"),
+        (bm.NVS, 388, "GLASSES", -1, "timestep -1 is not in nvs participant 388 sequence 'GLASSES': valid timesteps are 0..9"),
+        (bm.NVS, 388, "GLASSES", 2.5, "timestep must be an integer, not 2.5"),
+    ],
+)
+def test_contact_sheet_refuses_what_the_store_does_not_hold(
+    converted_store: Path, tmp_path: Path, benchmark: str, participant: int, sequence: str | None,
+    timestep: int | None, message: str,
+) -> None:
+    out = tmp_path / "sheet.png"
+    with pytest.raises(SelectionError) as e:
+        contact_sheet(converted_store, benchmark, participant, out, sequence=sequence, timestep=timestep)
+    assert message.format(store=converted_store) in str(e.value) and e.value.exit_code == 2
+    assert not out.exists() and not list(tmp_path.iterdir()), "nothing is drawn for a bad selection"
+
+
+def test_cameras_plot_refuses_a_participant_the_store_does_not_hold(converted_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ShowError, match="nvs participant 445 is not in .*: it holds nvs participants 388"):
+        cameras_plot(converted_store, bm.NVS, 445, tmp_path / "rig.png")
+    assert not list(tmp_path.iterdir())
