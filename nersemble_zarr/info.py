@@ -79,6 +79,7 @@ class StoreInfo:
     bytes: int = 0
     damaged: list[str] = field(default_factory=list)  # store-level problems (consolidated metadata, faces, …)
     leftovers: int = 0  # zarr temporary files of a killed write (harmless; the next writer removes them)
+    stale_consolidated: bool = False  # the consolidated copy lags the nodes' own metadata (a killed run)
 
     @property
     def intact(self) -> bool:
@@ -240,6 +241,9 @@ def _add_check_findings(out: StoreInfo, loc: StoreLocation) -> None:
         if problem.kind == "leftover":
             out.leftovers += 1
             continue
+        if problem.kind == "stale_consolidated":  # info reads markers from the nodes themselves
+            out.stale_consolidated = True
+            continue
         text = f"{problem.kind} {problem.key}"
         seq = sequences.get((problem.benchmark, problem.participant, problem.sequence))
         part = participants.get((problem.benchmark, problem.participant))
@@ -285,6 +289,9 @@ def format_info(info: StoreInfo) -> str:
     ]
     for problem in info.damaged:
         lines.append(f"  DAMAGED: {problem}")
+    if info.stale_consolidated:
+        lines.append("  consolidated metadata lags the nodes' own (a killed run): the next writer or "
+                     "'nersemble-zarr check --repair' re-consolidates")
     if info.leftovers:
         lines.append(f"  {info.leftovers} leftover temporary file(s) of a killed write (the next writer removes them)")
     for b in info.benchmarks:

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import zarr
 from click.testing import CliRunner
 
@@ -91,3 +92,29 @@ def test_info_lists_downscaled_levels_and_flame_meshes_once_written(
     seq = next(s for b in store_info(store).benchmarks for p in b.participants for s in p.sequences
                if s.name == "EXP-1-head")
     assert seq.flame_meshes == [] and "flame meshes v2" in seq.incomplete and seq.tracking == [1, 2]
+
+
+@pytest.mark.parametrize("kind", ["missing_shard", "missing_array_folder", "corrupt_zarr_json", "missing_consolidated"])
+def test_info_does_not_call_a_damaged_store_complete(converted_store: Path, tmp_path: Path, kind: str):
+    from damage import damaged_copy
+
+    images = f"{schema.sequence_group(bm.NVS, 388, 'GLASSES')}/{schema.IMAGES}"
+    store, key = damaged_copy(converted_store, tmp_path / "damaged.zarr", kind, images)
+    result = CliRunner().invoke(cli, ["info", str(store)])
+    assert result.exit_code == 0, result.output
+    head = result.output.splitlines()[0]
+    assert "DAMAGED" in head and "nersemble-zarr check" in head and "complete" not in head
+    if kind != "missing_consolidated":
+        glasses = next(line for line in result.output.splitlines() if "GLASSES" in line)
+        assert "DAMAGED" in glasses and key in glasses and not glasses.rstrip().endswith("complete")
+    d = json.loads(CliRunner().invoke(cli, ["info", str(store), "--json"]).output)
+    assert d["complete"] is False and d["intact"] is False
+
+
+def test_info_counts_leftover_temporary_files_without_calling_the_store_damaged(converted_store: Path, tmp_path: Path):
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(converted_store, store)
+    (store / "nvs" / f"zarr.{'0' * 32}.partial").write_text("{")
+    info = store_info(store)
+    assert info.leftovers == 1 and info.complete
+    assert "1 leftover temporary file" in CliRunner().invoke(cli, ["info", str(store)]).output
