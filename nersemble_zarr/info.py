@@ -171,7 +171,13 @@ def store_info(store: str | os.PathLike, *, storage_options: dict[str, Any] | No
     loc = StoreLocation.parse(store, storage_options)
     if not loc.exists():
         raise InfoError(f"{loc}: no Zarr store found (expected zarr.json at its root)")
-    root = zarr.open_group(loc.zarr_store(read_only=True), mode="r", use_consolidated=False)
+    try:
+        root = zarr.open_group(loc.zarr_store(read_only=True), mode="r", use_consolidated=False)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise InfoError(
+            f"{loc}: the root zarr.json does not parse ({type(e).__name__}: {e}); the store is damaged: run "
+            f"'nersemble-zarr check {store}'"
+        ) from None
     fmt = root.attrs.get(schema.ROOT_ATTR)
     if fmt is None:
         raise InfoError(f"{loc}: a Zarr store, but not written by nersemble-zarr (no {schema.ROOT_ATTR!r} attribute)")

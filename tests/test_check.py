@@ -322,3 +322,30 @@ def test_check_reads_a_store_through_an_fsspec_url(converted_store: Path, tmp_pa
 
 def test_every_array_damage_kind_is_in_the_matrix():
     assert set(ARRAY_DAMAGE) | {"missing_consolidated"} == set(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("node", [schema.sequence_group(bm.NVS, 388, "GLASSES"), schema.participant_group(bm.NVS, 388),
+                                  schema.calibration_group(bm.NVS, 388), schema.pointclouds_group(bm.NVS, 388, "GLASSES")])
+def test_corrupt_group_document_is_restored_or_redone_and_convert_completes_it(
+    converted_store: Path, sample_root: Path, tmp_path: Path, node: str
+):
+    from nersemble_zarr.convert import convert_benchmark
+
+    store, key = damaged_copy(converted_store, tmp_path / "d.zarr", "corrupt_zarr_json", node)
+    report = check_store(store, repair=True)
+    [problem] = report.problems
+    assert problem.kind == "corrupt_metadata" and problem.key == key and problem.participant == 388
+    assert check_store(store).ok
+    assert convert_benchmark(sample_root, store, progress=False).ok
+    assert check_store(store, deep=True).ok and _data_files(store) == _data_files(converted_store)
+
+
+def test_corrupt_root_document_is_reported_and_left_alone(converted_store: Path, tmp_path: Path):
+    store, key = damaged_copy(converted_store, tmp_path / "d.zarr", "corrupt_zarr_json", "")
+    before = _digest(store)
+    report = check_store(store, repair=True)
+    [problem] = report.problems
+    assert problem.kind == "corrupt_metadata" and problem.key == "zarr.json"
+    assert problem.repair.startswith("not repairable") and "new store" in problem.repair
+    assert _digest(store) == before

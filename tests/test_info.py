@@ -118,3 +118,12 @@ def test_info_counts_leftover_temporary_files_without_calling_the_store_damaged(
     info = store_info(store)
     assert info.leftovers == 1 and info.complete
     assert "1 leftover temporary file" in CliRunner().invoke(cli, ["info", str(store)]).output
+
+
+def test_info_on_a_store_whose_root_zarr_json_is_corrupt_is_a_one_line_error(converted_store: Path, tmp_path: Path):
+    from damage import damaged_copy
+
+    store, _ = damaged_copy(converted_store, tmp_path / "damaged.zarr", "corrupt_zarr_json", "")
+    result = CliRunner().invoke(cli, ["info", str(store)])
+    assert isinstance(result.exception, InfoError)
+    assert "root zarr.json does not parse" in str(result.exception) and "nersemble-zarr check" in str(result.exception)
