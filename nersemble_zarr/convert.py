@@ -685,7 +685,7 @@ def _plan_video(
         k = kept[0]
         size = (int(k.arr.shape[2]), int(k.arr.shape[3]))
         done = set(k.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-        reference = next(str(p) for u, p in zip(k.units, k.paths) if u.serial in done)
+        reference = next((str(p) for u, p in zip(k.units, k.paths) if u.serial in done), f"{seq_path}/{k.name} in the store")
     else:
         probed = [sizes[a.paths[i]] for a, i in pending]
         counts = Counter(sz for sz in probed if isinstance(sz, tuple))
@@ -985,7 +985,7 @@ def convert_benchmark(
     loc = StoreLocation.parse(store, storage_options)
     _check_store_path(loc, raw)
     report = ConvertReport(store=str(store))
-    with StoreLock(loc):
+    with StoreLock(loc) as lock:
         root = _create_root(loc, raw)
         plan = _Plan()
         for name in names:
@@ -1003,6 +1003,7 @@ def convert_benchmark(
 
         def on_result(task: Task, result: UnitResult) -> None:
             nonlocal marked
+            lock.check()  # a writer that lost its store lock stops here, before marking anything
             if result.status == "done":
                 _mark_complete(root, task)
                 marked += 1

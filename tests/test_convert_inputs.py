@@ -62,6 +62,7 @@ def _complete_cameras(store: Path, benchmark: str, p: int, s: str, name: str) ->
     return set(_open(store)[schema.sequence_group(benchmark, p, s)][name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
 
 
+@pytest.mark.slow
 def test_videos_of_another_frame_size_fail_naming_both_files_and_sizes(sample_root: Path, tmp_path: Path):
     raw = _copy(sample_root, tmp_path / "raw")
     serials = bm.NVS_BENCHMARK.train_serials
@@ -110,6 +111,7 @@ def test_videos_of_another_frame_size_fail_naming_both_files_and_sizes(sample_ro
     assert verify_store(store, raw, sequences=SEQUENCES).ok
 
 
+@pytest.mark.slow
 def test_non_regular_raw_files_are_refused_by_name_and_never_read(sample_root: Path, tmp_path: Path):
     raw = _copy(sample_root, tmp_path / "raw")
     serials = bm.NVS_BENCHMARK.train_serials
