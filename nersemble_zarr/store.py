@@ -120,9 +120,18 @@ def open_store(store: StoreLike, *, storage_options: dict[str, Any] | None = Non
     try:
         if not check_root(zstore):
             raise FileNotFoundError("no zarr.json at its root")
-        return xr.open_datatree(zstore, engine="zarr", chunks={}, zarr_format=3)
+        with reading(store_name(zstore), "zarr.json"):
+            tree = xr.open_datatree(zstore, engine="zarr", chunks={}, zarr_format=3)
+            root = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=True)
     except FileNotFoundError as e:
         raise StoreReadError(f"{_describe(store)} is not a Zarr v3 store: {e}") from None
+    for node in tree.subtree:  # the same guard as open_sequence: errors name object, camera and timesteps
+        path = node.path.strip("/")
+        group = root[path] if path else root
+        if isinstance(group, zarr.Group) and node.has_data:
+            check_arrays(group)
+            node.dataset = guard_dataset(node.to_dataset(inherit=False), group)
+    return tree
 
 
 def list_participants(store: StoreLike, benchmark: str, *, storage_options: dict[str, Any] | None = None) -> list[int]:

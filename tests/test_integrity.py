@@ -76,6 +76,12 @@ def _open_sequence(store: Path, camera: str, ctx: dict) -> object:
     return open_sequence(store, NVS, 388, NVS_SEQ).compute()
 
 
+def _open_store(store: Path, camera: str, ctx: dict) -> object:
+    from nersemble_zarr.store import open_store
+
+    return open_store(store)[f"{NVS}/388/{NVS_SEQ}"].to_dataset().compute()
+
+
 def _nvs_image(store: Path, camera: str, ctx: dict) -> object:
     from nersemble_zarr.data_manager import NVSDataManager
 
@@ -118,6 +124,7 @@ def _submit(store: Path, camera: str, ctx: dict) -> object:
 
 READERS: dict[str, Reader] = {
     "open_sequence": Reader(f"{NVS}/388/{NVS_SEQ}/images", _open_sequence),
+    "open_store": Reader(f"{NVS}/388/{NVS_SEQ}/images", _open_store),
     "nvs_load_image": Reader(f"{NVS}/388/{NVS_SEQ}/images", _nvs_image),
     "nvs_load_alpha_map": Reader(f"{NVS}/388/{NVS_SEQ}/alpha", _nvs_alpha),
     "mono_load_image": Reader(f"{MONO}/393/{MONO_SEQ}/images", _mono_image),
