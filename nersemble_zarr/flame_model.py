@@ -510,7 +510,7 @@ def _sparse_to_dense(source: str, key: str, value: Any, expected: tuple[int, int
                 raise _bad(source, key, f"{label} has {part} index {index[i]} (stored value {i})",
                            f"{part} indices in 0..{size - 1}")
         rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    _check_finite(source, f"{key}", data)
+    _check_finite(source, key, data)
     dense = np.zeros(shape, dtype=np.float64)
     np.add.at(dense, (rows, cols), data.astype(np.float64))
     return dense
