@@ -22,12 +22,19 @@ INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 INTERRUPTED_EXIT_CODE = 130
 PROG_NAME = "nersemble-zarr"
 
-if "__mp_main__" in sys.modules and threading.current_thread() is threading.main_thread():
-    # A worker process started by a command (a dask multiprocessing pool, the processes of a --workers N
-    # local cluster) with multiprocessing's "spawn" method, which runs the command line's main script --
-    # and so imports this module -- in the worker as "__mp_main__". A terminal's Ctrl-C reaches every
-    # process of the foreground group: the worker ignores it (else each prints a KeyboardInterrupt
-    # traceback); the command stops its workers itself while it cleans up.
+
+def _in_spawned_worker() -> bool:
+    """True while multiprocessing's "spawn" start method re-runs the parent's main script (which imports
+    this module) in a new worker process: it runs it as a fresh module "__mp_main__", whereas in any other
+    process that imported multiprocessing "__mp_main__" is merely another name of "__main__"."""
+    mp_main = sys.modules.get("__mp_main__")
+    return mp_main is not None and mp_main is not sys.modules.get("__main__")
+
+
+if _in_spawned_worker() and threading.current_thread() is threading.main_thread():
+    # A worker process of a command (a dask multiprocessing pool, the processes of a --workers N local
+    # cluster). A terminal's Ctrl-C reaches every process of the foreground group: the worker ignores it
+    # (else each prints a KeyboardInterrupt traceback); the command stops its workers while it cleans up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 # command name -> "module:attribute" below nersemble_zarr.cli

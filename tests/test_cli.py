@@ -284,3 +284,29 @@ def test_sample_interrupted_prints_one_line_and_the_rerun_equals_a_clean_run(tmp
     r = subprocess.run([CLI, "sample", str(clean), *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert _files(out) == _files(clean)
+
+
+def test_only_spawned_worker_processes_ignore_sigint(tmp_path: Path) -> None:
+    """The command's own process keeps Ctrl-C (a SIGINT while it imports is not lost); a worker process
+    that multiprocessing spawns from the command line (dask pools, --workers clusters) ignores it."""
+    import nersemble_zarr.cli.main as cli_main
+
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN and not cli_main._in_spawned_worker()
+    script = tmp_path / "command.py"
+    script.write_text(
+        "import multiprocessing, signal\n"
+        "from nersemble_zarr.cli.main import main  # noqa: F401  as the console script does\n"
+        "def child(q):\n"
+        "    q.put(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = multiprocessing.get_context('spawn')\n"
+        "    q = ctx.Queue()\n"
+        "    p = ctx.Process(target=child, args=(q,))\n"
+        "    p.start()\n"
+        "    print('worker ignores:', q.get(timeout=300))\n"
+        "    p.join()\n"
+        "    print('command ignores:', signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["worker ignores: True", "command ignores: False"]
