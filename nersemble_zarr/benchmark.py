@@ -7,7 +7,7 @@ or a raw/server path pattern. Relative paths use ``/`` and are the same on disk 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -241,48 +241,30 @@ def check_timestep(timestep: object, timesteps: Sequence[int], where: str) -> in
 
 
 def check_selection(
-    benchmarks: Sequence[str],
-    participants: Iterable[int] | None = None,
-    sequences: Iterable[str] | None = None,
-    *,
-    available: Mapping[str, Mapping[int, Sequence[str]]] | None = None,
-    where: str = "",
+    benchmarks: Sequence[str], participants: Iterable[int] | None = None, sequences: Iterable[str] | None = None,
 ) -> None:
-    """Raise :class:`~nersemble_zarr.errors.SelectionError` unless every named participant and sequence exists.
+    """Raise :class:`UnknownIdError` (a :class:`~nersemble_zarr.errors.SelectionError`) unless every named
+    benchmark, participant and sequence is published.
 
-    ``benchmarks``: the benchmarks selected (each checked by name). A participant must belong to one of
-    them and a sequence to one of the selected participants (all of the benchmarks' participants when
-    none is named) -- as published (the facts above) and, when ``available`` (benchmark -> participant ->
-    sequences, e.g. what a store or raw folder holds; ``where`` names it) is given, also there. The
-    message names the first value that fails and the valid choices.
+    ``benchmarks``: the benchmarks selected (all when empty). A participant must belong to one of them and
+    a sequence to one of the selected participants (all of the benchmarks' participants when none is
+    named). The message names the first value that fails and the valid choices. Whether a store or raw
+    folder holds them is for the code reading it to say.
     """
     names = [check_benchmark(b) for b in benchmarks] or list(BENCHMARK_NAMES)
     wanted = [_participant_id(p) for p in participants or ()]
-    seqs = list(sequences or ())
-
-    def owners(p: int) -> list[str]:
-        return [n for n in names if p in BENCHMARKS[n].participants]
-
     for p in wanted:
-        if not owners(p):
+        if not any(p in BENCHMARKS[n].participants for n in names):
             offered = "; ".join(f"{n}: {_choices(BENCHMARKS[n].participants)}" for n in names) if len(names) > 1 \
                 else _choices(BENCHMARKS[names[0]].participants)
             raise UnknownIdError(f"participant {p} is not in the {' or '.join(names)} benchmark: expected one of {offered}")
-        if available is not None and not any(p in available.get(n, {}) for n in owners(p)):
-            held = "; ".join(f"{n}: {_choices(sorted(available.get(n, {})))}" for n in names)
-            raise SelectionError(f"participant {p} ({', '.join(owners(p))}) is not in {where}: it holds {held}")
-    if not seqs:
-        return
     pairs = [(n, p) for n in names for p in BENCHMARKS[n].participants if not wanted or p in wanted]
     published = list(dict.fromkeys(s for n, p in pairs for s in BENCHMARKS[n].sequences[p]))
-    held = None if available is None else list(dict.fromkeys(s for n, p in pairs for s in available.get(n, {}).get(p, ())))
     whose = f"participant{'s' if len(wanted) != 1 else ''} {', '.join(f'{p:03d}' for p in wanted)}" if wanted else ""
     scope = f"the {' or '.join(names)} benchmark" + (f" for {whose}" if whose else "")
-    for s in seqs:
+    for s in sequences or ():
         if s not in published:
             raise UnknownIdError(f"sequence {s!r} is not in {scope}: expected one of {_choices(published)}")
-        if held is not None and s not in held:
-            raise SelectionError(f"sequence {s!r} of {scope} is not in {where}: it holds {_choices(held)}")
 
 
 # ---------------------------------------------------------------------------------------------
