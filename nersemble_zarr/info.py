@@ -328,4 +328,8 @@ def format_info(info: StoreInfo) -> str:
                     state = f"DAMAGED ({shown}): run 'nersemble-zarr check'"
                 label = f"{s.name} ({s.split})" if s.split == "test" else s.name
                 lines.append(f"    {label:<36} " + "  ".join(x for x in parts if x) + f"  {state}")
+    lines.append(
+        "(info checked the markers, the object listing and the metadata; 'nersemble-zarr check STORE' also "
+        "verifies every shard index checksum, '--deep' every chunk)"
+    )
     return "\n".join(lines)

@@ -216,6 +216,69 @@ def test_damaged_store_raises_naming_the_object(kind, reader, converted_store, r
 
 
 # ---------------------------------------------------------------------------------------------
+# Report columns: check, info and verify report the damage (a problem row, DAMAGED, a failed check)
+# ---------------------------------------------------------------------------------------------
+
+
+def _check(store: Path, ctx: dict) -> tuple[bool, str]:
+    from nersemble_zarr.check import check_store
+
+    report = check_store(store, deep=True)
+    return report.ok, "\n".join(f"{p.kind} {p.key} {p.array} {p.where()} {p.message}" for p in report.problems)
+
+
+def _info(store: Path, ctx: dict) -> tuple[bool, str]:
+    from nersemble_zarr.errors import NersembleZarrError
+    from nersemble_zarr.info import format_info, store_info
+
+    try:
+        info = store_info(store)
+    except NersembleZarrError as e:  # a root it cannot read at all: one line naming it
+        return False, str(e)
+    return info.complete, format_info(info)
+
+
+def _verify(store: Path, ctx: dict) -> tuple[bool, str]:
+    from nersemble_zarr.verify import verify_store
+
+    report = verify_store(store, ctx["raw"], benchmarks=[NVS], participants=[388])
+    return report.ok, report.summary()
+
+
+REPORTERS: dict[str, Callable[[Path, dict], tuple[bool, str]]] = {"check": _check, "info": _info, "verify": _verify}
+#: info reads the listing, the markers and metadata, never a shard index or chunk data: it says so and
+#: points to check (these rows are check's; the reader columns above refuse the data itself).
+REPORT_OUT_OF_REACH = {
+    ("truncated_shard", "info"), ("chunk_bit_flip", "info"), ("index_bit_flip", "info"),
+}
+
+
+@pytest.mark.parametrize("reporter", list(REPORTERS))
+@pytest.mark.parametrize("kind", KINDS)
+def test_damaged_store_is_reported(kind, reporter, converted_store, sample_root, tmp_path):
+    array = f"{NVS}/388/{NVS_SEQ}/images"
+    copy = tmp_path / "store.zarr"
+    if kind == "corrupt_root_zarr_json":
+        shutil.copytree(converted_store, copy)
+        key = corrupt_zarr_json(copy, "")
+    else:
+        copy, key = damaged_copy(converted_store, copy, kind, array)
+    with _quiet():
+        ok, text = REPORTERS[reporter](copy, {"raw": sample_root})
+    if (kind, reporter) in REPORT_OUT_OF_REACH:
+        assert "nersemble-zarr check" in text and "--deep" in text, text  # says what it did not check
+        return
+    assert not ok, text
+    if reporter == "check":
+        assert (key if kind != "missing_array_folder" else array) in text, text
+    elif reporter == "info":
+        assert "DAMAGED" in text or "zarr.json" in text, text
+    else:
+        expected = {"missing_consolidated": "consolidated", "corrupt_root_zarr_json": "zarr.json"}.get(kind, "images")
+        assert expected in text, text
+
+
+# ---------------------------------------------------------------------------------------------
 # Checksums (point 2) and what the writers store
 # ---------------------------------------------------------------------------------------------
 
