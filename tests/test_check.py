@@ -164,6 +164,7 @@ def _info(store: Path):
 @pytest.fixture(scope="module")
 def derived_store(converted_store: Path, flame_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The converted store plus a level 1/2 of one mono sequence and FLAME meshes (v2). Read-only."""
+    pytest.importorskip("torch")  # FLAME meshes; the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.downscale import downscale_store
     from nersemble_zarr.flame import write_flame_to_store
 

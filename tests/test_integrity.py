@@ -101,6 +101,7 @@ def _mono_image(store: Path, camera: str, ctx: dict) -> object:
 
 
 def _frame_dataset(store: Path, camera: str, ctx: dict) -> object:
+    pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.torch_dataset import FrameDataset
 
     ds = FrameDataset(store, NVS, 388, NVS_SEQ, cameras=[camera] if camera else None)
@@ -108,6 +109,7 @@ def _frame_dataset(store: Path, camera: str, ctx: dict) -> object:
 
 
 def _flame_vertices(store: Path, camera: str, ctx: dict) -> object:
+    pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.flame import flame_vertices
     from nersemble_zarr.store import open_sequence
 
@@ -400,6 +402,7 @@ def test_data_manager_refuses_a_timestep_that_is_no_frame_index(converted_store,
 def test_every_nth_frame_must_be_a_positive_integer(converted_store, bad):
     from nersemble_zarr.data_manager import NVSDataManager
     from nersemble_zarr.store import open_sequence, select_frames
+    pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.torch_dataset import FrameDataset
 
     dm = NVSDataManager(converted_store, 388)
@@ -421,6 +424,7 @@ def test_every_nth_frame_must_be_a_positive_integer(converted_store, bad):
 @pytest.mark.parametrize("bad", BAD_TIMESTEPS)
 def test_select_frames_and_frame_dataset_refuse_a_timestep_that_is_no_frame_index(converted_store, bad):
     from nersemble_zarr.store import open_sequence, select_frames
+    pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.torch_dataset import FrameDataset
 
     with _quiet():
@@ -435,6 +439,7 @@ def test_select_frames_and_frame_dataset_refuse_a_timestep_that_is_no_frame_inde
 
 
 def test_frame_dataset_selects_timesteps_and_refuses_a_non_integer_index(converted_store):
+    pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.torch_dataset import FrameDataset
 
     full = FrameDataset(converted_store, NVS, 388, NVS_SEQ)
