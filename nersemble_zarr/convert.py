@@ -985,7 +985,7 @@ def convert_benchmark(
     loc = StoreLocation.parse(store, storage_options)
     _check_store_path(loc, raw)
     report = ConvertReport(store=str(store))
-    with StoreLock(loc):
+    with StoreLock(loc) as lock:
         root = _create_root(loc, raw)
         plan = _Plan()
         for name in names:
@@ -1003,6 +1003,7 @@ def convert_benchmark(
 
         def on_result(task: Task, result: UnitResult) -> None:
             nonlocal marked
+            lock.check()  # a writer that lost its store lock stops here, before marking anything
             if result.status == "done":
                 _mark_complete(root, task)
                 marked += 1
