@@ -1,9 +1,13 @@
-"""A JPEG array→bytes codec for Zarr v3 around imagecodecs, registered by name at import.
+"""A JPEG array→bytes codec for Zarr v3 around imagecodecs.
 
-Zarr 3 image codecs are serializers (``serializer=``), not ``compressors=``. Every process that
-reads a JPEG store — dask workers included — must import this module; ``import nersemble_zarr``
-does it. The on-disk name and configuration match imagecodecs' numcodecs codec
-(``imagecodecs_jpeg`` with ``level``) so other imagecodecs-aware readers can decode it too.
+Zarr 3 image codecs are serializers (``serializer=``), not ``compressors=``. The codec is
+registered through zarr's ``zarr.codecs`` entry-point group (``pyproject.toml``): any process in
+an environment where nersemble-zarr is installed — dask workers, plain ``zarr`` or
+``xr.open_datatree`` without ``import nersemble_zarr`` — finds ``imagecodecs_jpeg`` when it first
+meets it in a store's metadata. Importing this module also registers it (``register_codec``), for
+a source checkout used without installing. The on-disk name and configuration match imagecodecs'
+numcodecs codec (``imagecodecs_jpeg`` with ``level``) so other imagecodecs-aware readers can
+decode it too.
 
 A chunk is one image: its shape must squeeze to ``(H, W)`` or ``(H, W, C)`` with C in {1, 3}
 (the store's inner chunk is ``(1, 1, H, W, 3)``); dtype uint8.

@@ -85,3 +85,58 @@ def test_jpeg_codec_refuses_non_uint8_arrays(tmp_path):
         zarr.create_array(
             tmp_path / "f.zarr", shape=(4, 4), dtype="float32", chunks=(4, 4), serializer=JpegCodec(), compressors=None,
         )
+
+
+# ------------------------------------------------------------------ every process reads every store (entry points)
+
+#: Run in a fresh interpreter that never imports nersemble_zarr: zarr must find the JPEG codec through the
+#: ``zarr.codecs`` entry point of the installed package, in this process and in dask worker processes.
+_PLAIN_READER = r"""
+import sys, hashlib
+import numpy as np, zarr, xarray as xr
+from distributed import Client, LocalCluster
+
+if __name__ == "__main__":
+    assert "nersemble_zarr" not in sys.modules
+    store, array_path, group_path = sys.argv[1:4]
+    direct = zarr.open_group(store, mode="r")[array_path][...]
+    print("zarr", direct.shape, hashlib.sha256(np.ascontiguousarray(direct).tobytes()).hexdigest())
+    tree = xr.open_datatree(store, engine="zarr", chunks={})
+    images = tree[group_path].dataset["images"]
+    assert images.chunks is not None  # dask-backed: the decode happens on the workers
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        computed = images.data.compute()
+        modules = client.run(lambda: "nersemble_zarr.codecs" in sys.modules)
+    print("dask", computed.shape, hashlib.sha256(np.ascontiguousarray(computed).tobytes()).hexdigest())
+    print("workers", sorted(modules.values()))
+"""
+
+
+@pytest.mark.slow
+def test_a_jpeg_store_is_read_by_plain_zarr_xarray_and_dask_workers_without_importing_nersemble_zarr(
+        sample_root, tmp_path):
+    import hashlib
+
+    from nersemble_zarr import benchmark as bm
+    from nersemble_zarr import schema
+    from nersemble_zarr.convert import convert_benchmark
+
+    store = tmp_path / "jpeg.zarr"
+    report = convert_benchmark(sample_root, store, benchmarks="mono_flame_avatar", sequences=["EXP-1-head"],
+                               image_codec="jpeg", progress=False)
+    assert report.ok, report.summary()
+    group = schema.sequence_group(bm.MONO, 393, "EXP-1-head")
+    arr = zarr.open_group(store, mode="r")[f"{group}/images"]
+    assert arr.metadata.to_dict()["codecs"][0]["configuration"]["codecs"][0]["name"] == JPEG_CODEC_NAME
+    expected = arr[...]
+    digest = hashlib.sha256(np.ascontiguousarray(expected).tobytes()).hexdigest()
+    script = tmp_path / "plain_reader.py"
+    script.write_text(_PLAIN_READER)
+    proc = subprocess.run([sys.executable, str(script), str(store), f"{group}/images", group],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == f"zarr {expected.shape} {digest}"
+    assert lines[1] == f"dask {expected.shape} {digest}"
+    assert lines[2] == "workers [True, True]"  # each worker loaded the codec from the entry point
