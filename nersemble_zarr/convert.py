@@ -894,14 +894,18 @@ def _run_tasks(
             pool.shutdown(wait=True, cancel_futures=True)
         return
 
-    from distributed import Client, LocalCluster, as_completed as dask_as_completed
+    import dask
+    from distributed import Client, LocalCluster
+
+    from .dask_watch import ALLOWED_FAILURES, as_completed_or_fail
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=40,
-        )
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            cluster = LocalCluster(
+                n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=40,
+            )
         client = Client(cluster)
     elif isinstance(scheduler, Client):
         client = scheduler
@@ -910,7 +914,7 @@ def _run_tasks(
     try:
         futures = client.map(run_task, tasks, pure=False, key=[f"convert-{i}-{t.unit.name}" for i, t in enumerate(tasks)])
         by_key = {f.key: t for f, t in zip(futures, tasks)}
-        for fut in dask_as_completed(futures):
+        for fut in as_completed_or_fail(client, futures):  # raises when the cluster has no worker left
             task = by_key[fut.key]
             try:
                 result = fut.result()

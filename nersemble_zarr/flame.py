@@ -421,14 +421,16 @@ def _write_on_cluster(
 ) -> None:
     """Run the chunk writes on a dask.distributed cluster (``scheduler``: address or ``Client``); the model is
     sent to each worker once, progress is counted here as chunks finish. Raises the first failed chunk's error."""
-    from distributed import Client, as_completed
+    from distributed import Client
+
+    from .dask_watch import as_completed_or_fail
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     futures: list[Any] = []
     try:
         ref = client.scatter(_ModelRef(model), broadcast=True)
         futures = [client.submit(_write_block, ref, p, array, start, chunk_size, pure=False) for p, array, start in jobs]
-        for fut in as_completed(futures):
+        for fut in as_completed_or_fail(client, futures):  # raises when the cluster has no worker left
             bar.update(fut.result())
     finally:
         client.cancel(futures)  # after a failure, no chunk keeps writing once this returns

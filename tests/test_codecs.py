@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -140,3 +141,57 @@ def test_a_jpeg_store_is_read_by_plain_zarr_xarray_and_dask_workers_without_impo
     assert lines[0] == f"zarr {expected.shape} {digest}"
     assert lines[1] == f"dask {expected.shape} {digest}"
     assert lines[2] == "workers [True, True]"  # each worker loaded the codec from the entry point
+
+
+# ------------------------------------------------------------------ a cluster whose workers die fails in bounded time
+
+_KILLER = '''
+import os, signal
+
+def run_task(task, on_frames=None):
+    """A convert unit that crashes its worker process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+_CONVERT_ON_DYING_CLUSTER = r"""
+import subprocess, sys, time
+import distributed
+import killer
+import nersemble_zarr.convert as convert
+import nersemble_zarr.dask_watch as watch
+
+if __name__ == "__main__":
+    raw, store = sys.argv[1:3]
+    convert.run_task = killer.run_task  # pickled by reference: the worker imports killer too
+    watch.NO_WORKERS_TIMEOUT_S = 3.0
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster:
+        # one worker without a nanny: nothing restarts it once the task kills it
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+                                   "--no-nanny", "--nthreads", "1", "--no-dashboard"])
+        with distributed.Client(cluster) as client:
+            client.wait_for_workers(1, timeout=120)
+        try:
+            convert.convert_benchmark(raw, store, benchmarks="mono_flame_avatar", sequences=["EXP-1-head"],
+                                      scheduler=cluster.scheduler_address, progress=False)
+        except Exception as e:
+            print("raised", type(e).__name__, e)
+        else:
+            print("returned")
+        worker.wait(60)
+        print("worker exit", worker.returncode)
+"""
+
+
+@pytest.mark.slow
+def test_convert_on_a_cluster_whose_worker_is_killed_by_its_task_raises_instead_of_hanging(sample_root, tmp_path):
+    (tmp_path / "killer.py").write_text(_KILLER)
+    script = tmp_path / "convert_dying.py"
+    script.write_text(_CONVERT_ON_DYING_CLUSTER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, str(script), str(sample_root), str(tmp_path / "s.zarr")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "raised ClusterError dask cluster at tcp://" in out, (out, proc.stderr[-3000:])
+    assert "no worker has been alive for 3 s" in out and "rerun the same command to resume" in out
+    assert "worker exit -9" in out  # the task really killed its worker
