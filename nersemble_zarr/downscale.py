@@ -610,6 +610,7 @@ def downscale_store(
         if int(f) != f or f < 2:
             raise DownscaleError(f"--factor must be an integer >= 2 (2 = half resolution), not {f!r}")
     factors = sorted({int(f) for f in factors})
+    check_lock: Callable[[], None] = lambda: None
     with contextlib.ExitStack() as stack:
         if isinstance(store, Store):
             zstore = store
@@ -619,17 +620,18 @@ def downscale_store(
             location = StoreLocation.parse(store, storage_options)
             zstore = _writable_store(location)
             # one writer at a time: a convert or another downscale of the same store is refused
-            stack.enter_context(StoreLock(location, operation="downscale"))
+            check_lock = stack.enter_context(StoreLock(location, operation="downscale")).check
         report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, scheduler, num_workers,
-                                   progress, store)
+                                   progress, store, check_lock)
     return report
 
 
 def _downscale_locked(
     zstore: Any, factors: list[int], benchmarks: Sequence[str] | None, participants: Iterable[int] | None,
     sequences: Iterable[str] | None, scheduler: str, num_workers: int | None,
-    progress: Callable[[int, int], None] | bool, store: Any,
+    progress: Callable[[int, int], None] | bool, store: Any, check_lock: Callable[[], None] = lambda: None,
 ) -> DownscaleReport:
+    """``check_lock`` raises when this writer lost the store lock: called before every marker is written."""
     import zarr
     from dask.base import get_scheduler
     from dask.callbacks import Callback
@@ -708,6 +710,7 @@ def _downscale_locked(
         pending[(u.level_path, u.camera)] -= 1
         if pending[(u.level_path, u.camera)] == 0:
             seq, plan = levels[u.level_path]
+            check_lock()
             _mark_camera_complete(seq, plan, plan.cameras[u.camera])
         if u.array == schema.IMAGES:
             state["frames"] += result
@@ -726,6 +729,7 @@ def _downscale_locked(
         if bar is not None:
             bar.close()
     for level_path, (seq, plan) in levels.items():
+        check_lock()
         if _mark_level_complete(seq, plan):
             report.written.append(level_path)
     # also when every level was skipped: a run killed after its markers but before consolidating left the

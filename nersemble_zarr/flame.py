@@ -473,16 +473,18 @@ def write_flame_to_store(
     if location is not None and not location.exists():
         raise NersembleZarrError(f"{location}: no store there (run 'nersemble-zarr convert' first)")
     zstore = location.zarr_store() if location is not None else store
-    with StoreLock(location, operation="flame") if location is not None else nullcontext():
-        summary = _write_flame(zstore, model, version, workers, scheduler, frames_per_chunk, chunk_size, progress, str(store))
+    with StoreLock(location, operation="flame") if location is not None else nullcontext() as lock:
+        summary = _write_flame(zstore, model, version, workers, scheduler, frames_per_chunk, chunk_size, progress,
+                               str(store), lock.check if lock is not None else (lambda: None))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _write_flame(
     zstore: Any, model: FlameModel, version: int, workers: int | None, scheduler: Any, frames_per_chunk: int,
-    chunk_size: int, progress: bool, where: str,
+    chunk_size: int, progress: bool, where: str, check_lock: Callable[[], None],
 ) -> FlameStoreSummary:
+    """``check_lock`` raises when this writer lost the store lock: called before the markers are written."""
     import dask
     import zarr
 
@@ -555,6 +557,8 @@ def _write_flame(
                 dask.compute(*tasks, scheduler="threads", num_workers=n_workers)
             finally:
                 torch.set_num_threads(threads)
+        if groups:
+            check_lock()
         for group in groups:  # completion last, after every chunk of the sequence is on the store
             group.update_attributes({schema.COMPLETE_ATTR: True})
     finally:
