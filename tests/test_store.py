@@ -314,6 +314,7 @@ def test_s3_store_reads_the_same_through_every_api(converted_store: Path) -> Non
     from moto.server import ThreadedMotoServer
 
     from nersemble_zarr import NVSDataManager
+    pytest.importorskip("torch")  # FrameDataset; the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.torch_dataset import FrameDataset
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
