@@ -905,6 +905,9 @@ def _run_tasks(
             cluster = LocalCluster(
                 n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=None,
                 silence_logs=40,
+                # no dashboard, and the scheduler's HTTP routes on a free port: with only
+                # dashboard_address=None they still bind 8787 and warn when another cluster holds it
+                scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
             )
         client = Client(cluster)
     elif isinstance(scheduler, Client):

@@ -218,14 +218,15 @@ def test_cli_generates_a_sample_and_summarises(tmp_path):
     assert not (out / NVS).exists()
 
 
-def test_cli_error_is_one_line_with_exit_status_1(tmp_path, capsys):
+def test_cli_unknown_participant_is_one_line_with_exit_status_2(tmp_path, capsys):
     from nersemble_zarr.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["sample", str(tmp_path / "s"), "-p", "12345", "--no-progress"])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # a bad argument (SelectionError), as in every command
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: participant(s) 12345") and "\n" not in err
+    assert err.startswith("error: participant 12345 is not in the") and "\n" not in err
+    assert "388" in err and not (tmp_path / "s").exists()  # names the valid choices; nothing written
 
 
 def test_help_explains_every_option_with_its_default():
