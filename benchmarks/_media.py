@@ -39,7 +39,7 @@ def head_frame(t: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarr
 def write_head_videos(folder: Path, n_frames: int, height: int = 1604, width: int = 1100, fps: float = 73.0, crf: int = 18,
                       seed: int = 0) -> tuple[Path, Path]:
     """Write ``cam.mp4`` (RGB) and ``alpha.mp4`` (alpha as grey RGB) into ``folder``; returns both paths."""
-    from nersemble_zarr.video_writer import VideoWriter
+    from nersemble_zarr.raw.video_writer import VideoWriter
 
     folder.mkdir(parents=True, exist_ok=True)
     rgb_path, alpha_path = folder / "cam.mp4", folder / "alpha.mp4"
@@ -57,7 +57,7 @@ def build_nvs_raw(root: Path, rgb: Path, alpha: Path, n_cameras: int, n_frames: 
     """An NVS raw folder under ``root`` whose first ``n_cameras`` train cameras of the first participant's
     first sequence hold the videos ``rgb``/``alpha`` (hard links), with metadata of ``n_frames`` frames and a
     plausible calibration. Returns ``(participant, sequence, serials, every video path)``."""
-    from nersemble_zarr import benchmark as bm
+    from nersemble_zarr.core import benchmark as bm
     from nersemble_zarr.raw import CameraParams, write_camera_params, write_metadata
 
     b = bm.NVS_BENCHMARK

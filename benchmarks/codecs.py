@@ -26,9 +26,9 @@ from _media import write_head_videos  # noqa: E402
 from harness import machine_info, median_time  # noqa: E402
 
 import nersemble_zarr  # noqa: E402,F401  registers the JPEG codec
-from nersemble_zarr.codecs import JpegCodec  # noqa: E402
+from nersemble_zarr.storage.codecs import JpegCodec  # noqa: E402
 from nersemble_zarr.raw import iter_frames  # noqa: E402
-from nersemble_zarr.verify import psnr  # noqa: E402
+from nersemble_zarr.pipelines.verify import psnr  # noqa: E402
 
 
 def candidates() -> dict[str, dict]:
@@ -79,7 +79,7 @@ def measure(frames: np.ndarray, name: str, kwargs: dict, workdir: Path) -> dict:
 
 def measure_shards(frames: np.ndarray, workdir: Path, lengths: tuple[int, ...] = (1, 8, 32, 64)) -> list[dict]:
     """Shard length S (frames of one camera per shard) vs write/read time and objects, lossless codec."""
-    from nersemble_zarr import schema
+    from nersemble_zarr.core import schema
 
     n = max(lengths)
     video = np.concatenate([frames] * (n // len(frames) + 1))[:n]

@@ -30,9 +30,9 @@ from _media import build_nvs_raw, write_head_videos  # noqa: E402
 from harness import machine_info, median_time  # noqa: E402
 
 import nersemble_zarr  # noqa: E402,F401
-from nersemble_zarr import benchmark as bm  # noqa: E402
-from nersemble_zarr import schema  # noqa: E402
-from nersemble_zarr.convert import convert_benchmark  # noqa: E402
+from nersemble_zarr.core import benchmark as bm  # noqa: E402
+from nersemble_zarr.core import schema  # noqa: E402
+from nersemble_zarr.pipelines.convert import convert_benchmark  # noqa: E402
 from nersemble_zarr.raw import iter_frames, read_frame  # noqa: E402
 
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from http_server import FileServer  # noqa: E402
 
-from nersemble_zarr.download import Downloader  # noqa: E402
+from nersemble_zarr.pipelines.download.engine import Downloader  # noqa: E402
 
 
 def median_seconds(fn: Callable[[], object], setup: Callable[[], object], repeats: int) -> float:

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nersemble_zarr.flame import FlameProvider, load_flame_parameters  # noqa: E402
-from nersemble_zarr.flame_model import FlameModel  # noqa: E402
-from nersemble_zarr.sample_flame import synthetic_flame_tracking, write_synthetic_flame_model  # noqa: E402
+from nersemble_zarr.flame.provider import FlameProvider, load_flame_parameters  # noqa: E402
+from nersemble_zarr.flame.model import FlameModel  # noqa: E402
+from nersemble_zarr.testing.flame_model import synthetic_flame_tracking, write_synthetic_flame_model  # noqa: E402
 
 
 def median_seconds(fn, repeats: int, sync=lambda: None) -> float:

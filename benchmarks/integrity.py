@@ -6,7 +6,7 @@ same shards. Random (camera, timestep) single-frame reads, interleaved case by c
 every case alike; ratios are within this run:
 
   * ``previous``: zarr directly on the unguarded store, previous codec chain (the reader before this change);
-  * ``guarded + crc32c``: :class:`nersemble_zarr.integrity.GuardedArray` on the guarded store, new chain
+  * ``guarded + crc32c``: :class:`nersemble_zarr.storage.integrity.GuardedArray` on the guarded store, new chain
     (what the data managers and FrameDataset do per frame); goal: time ratio <= 1.05;
   * ``crc32c only`` / ``guard only``: the two parts separately;
   * the full public paths on the new store: ``NVSDataManager.load_image(as_uint8=True)`` and
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _media import build_nvs_raw, write_head_videos  # noqa: E402
 from harness import Harness  # noqa: E402
 
-from nersemble_zarr import benchmark as bm  # noqa: E402
+from nersemble_zarr.core import benchmark as bm  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Consolidated metadata")
 warnings.filterwarnings("ignore", message=".*are not completely converted and are left out")
@@ -65,9 +65,9 @@ def main() -> None:
     import zarr
 
     from nersemble_zarr import NVSDataManager, open_sequence
-    from nersemble_zarr.convert import convert_benchmark
-    from nersemble_zarr.integrity import GuardedArray
-    from nersemble_zarr.store import as_zarr_store
+    from nersemble_zarr.pipelines.convert import convert_benchmark
+    from nersemble_zarr.storage.integrity import GuardedArray
+    from nersemble_zarr.read.store import as_zarr_store
 
     h = Harness("integrity", description=__doc__.split("\n")[0], params={
         "cameras": args.cameras, "frames": args.frames, "height": 1604, "width": 1100, "reads": args.reads,

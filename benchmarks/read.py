@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _media import build_nvs_raw, write_head_videos  # noqa: E402
 from harness import Harness  # noqa: E402
 
-from nersemble_zarr import benchmark as bm  # noqa: E402
+from nersemble_zarr.core import benchmark as bm  # noqa: E402
 from nersemble_zarr.raw import iter_frames, read_frame  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Consolidated metadata")
@@ -61,9 +61,9 @@ def main() -> None:
     from torch.utils.data import DataLoader
 
     from nersemble_zarr import NVSDataManager, open_sequence
-    from nersemble_zarr.convert import convert_benchmark
-    from nersemble_zarr.downscale import downscale_store
-    from nersemble_zarr.torch_dataset import FrameDataset
+    from nersemble_zarr.pipelines.convert import convert_benchmark
+    from nersemble_zarr.pipelines.downscale import downscale_store
+    from nersemble_zarr.read.torch_dataset import FrameDataset
 
     h = Harness("read", description=__doc__.split("\n")[0], params={
         "cameras": args.cameras, "frames": args.frames, "height": 1604, "width": 1100, "reads": args.reads,

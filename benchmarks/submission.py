@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Harness  # noqa: E402
 
-from nersemble_zarr.benchmark import MONO, NVS, get_benchmark  # noqa: E402
+from nersemble_zarr.core.benchmark import MONO, NVS, get_benchmark  # noqa: E402
 from nersemble_zarr.raw import ffmpeg_exe  # noqa: E402
-from nersemble_zarr.submission import SubmissionWriter  # noqa: E402
+from nersemble_zarr.submission.writer import SubmissionWriter  # noqa: E402
 
 KEYS = {NVS: (388, "GLASSES", "222200046"), MONO: (393, "FREE", "222200037")}
 
@@ -93,7 +93,7 @@ import resource, sys
 import dask, dask.array as da, numpy as np
 sys.path.insert(0, {root!r}); sys.path.insert(0, {here!r})
 from submission import render_like, KEYS
-from nersemble_zarr.benchmark import get_benchmark
+from nersemble_zarr.core.benchmark import get_benchmark
 benchmark, n, how, target = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 b = get_benchmark(benchmark)
 step = 8
@@ -101,7 +101,7 @@ blocks = [da.from_delayed(dask.delayed(render_like)(t0, min(step, n - t0), b.hei
                           (min(step, n - t0), b.height, b.width, 3), np.uint8) for t0 in range(0, n, step)]
 frames = da.concatenate(blocks)
 if how == "ours":
-    from nersemble_zarr.submission import SubmissionWriter
+    from nersemble_zarr.submission.writer import SubmissionWriter
     with SubmissionWriter(target, benchmark) as w:
         w.add_video(*KEYS[benchmark], frames)
 else:  # the official writer's approach: the whole video as a list of frames, then encoded

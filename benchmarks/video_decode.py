@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Harness  # noqa: E402
 
-from nersemble_zarr.benchmark import NVS, NVS_BENCHMARK  # noqa: E402
+from nersemble_zarr.core.benchmark import NVS, NVS_BENCHMARK  # noqa: E402
 from nersemble_zarr.raw import ffmpeg_exe, iter_frames, probe_video, read_frame  # noqa: E402
-from nersemble_zarr.sample import sample_resolution, source_frames  # noqa: E402
-from nersemble_zarr.video_writer import VideoWriter  # noqa: E402
+from nersemble_zarr.testing.sample import sample_resolution, source_frames  # noqa: E402
+from nersemble_zarr.raw.video_writer import VideoWriter  # noqa: E402
 
 
 def cached_video(frames: int, scale: float, gop: int | None, crf: int) -> Path:

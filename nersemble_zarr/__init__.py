@@ -12,23 +12,23 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from . import codecs  # noqa: F401  registers the JPEG codec
+from .storage import codecs  # noqa: F401  registers the JPEG codec
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "convert_benchmark": "nersemble_zarr.convert",
-    "verify_store": "nersemble_zarr.verify",
-    "store_info": "nersemble_zarr.info",
-    "open_store": "nersemble_zarr.store",
-    "open_sequence": "nersemble_zarr.store",
-    "NVSDataManager": "nersemble_zarr.data_manager",
-    "MonoFlameAvatarDataManager": "nersemble_zarr.data_manager",
-    "FrameDataset": "nersemble_zarr.torch_dataset",
-    "FlameModel": "nersemble_zarr.flame",
-    "FlameProvider": "nersemble_zarr.flame",
-    "SubmissionWriter": "nersemble_zarr.submission",
-    "write_submission": "nersemble_zarr.submission",
-    "validate_submission": "nersemble_zarr.validate",
+    "convert_benchmark": "nersemble_zarr.pipelines.convert",
+    "verify_store": "nersemble_zarr.pipelines.verify",
+    "store_info": "nersemble_zarr.pipelines.info",
+    "open_store": "nersemble_zarr.read.store",
+    "open_sequence": "nersemble_zarr.read.store",
+    "NVSDataManager": "nersemble_zarr.read.data_manager",
+    "MonoFlameAvatarDataManager": "nersemble_zarr.read.data_manager",
+    "FrameDataset": "nersemble_zarr.read.torch_dataset",
+    "FlameModel": "nersemble_zarr.flame.model",
+    "FlameProvider": "nersemble_zarr.flame.provider",
+    "SubmissionWriter": "nersemble_zarr.submission.writer",
+    "write_submission": "nersemble_zarr.submission.writer",
+    "validate_submission": "nersemble_zarr.submission.validate",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

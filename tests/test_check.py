@@ -13,11 +13,11 @@ import zarr
 from click.testing import CliRunner
 
 from damage import ARRAY_DAMAGE, damaged_copy, shard_files
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import schema
-from nersemble_zarr.check import CheckReport, check_store
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.core import schema
+from nersemble_zarr.pipelines.check import CheckReport, check_store
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.errors import SelectionError
+from nersemble_zarr.core.errors import SelectionError
 
 IMAGES = f"{schema.sequence_group(bm.NVS, 388, 'GLASSES')}/{schema.IMAGES}"
 MONO_SEQ = schema.sequence_group(bm.MONO, 393, "EXP-1-head")
@@ -138,7 +138,7 @@ def test_leftover_partial_files_are_listed_and_removed_by_repair_only(converted_
 def test_repair_then_rerun_convert_restores_the_store_bit_for_bit(
     converted_store: Path, sample_root: Path, tmp_path: Path, kind: str
 ):
-    from nersemble_zarr.convert import convert_benchmark
+    from nersemble_zarr.pipelines.convert import convert_benchmark
 
     store, _ = damaged_copy(converted_store, tmp_path / "d.zarr", kind, IMAGES)
     report = check_store(store, deep=True, repair=True)
@@ -156,7 +156,7 @@ def test_repair_then_rerun_convert_restores_the_store_bit_for_bit(
 
 
 def _info(store: Path):
-    from nersemble_zarr.info import store_info
+    from nersemble_zarr.pipelines.info import store_info
 
     return store_info(store)
 
@@ -165,8 +165,8 @@ def _info(store: Path):
 def derived_store(converted_store: Path, flame_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The converted store plus a level 1/2 of one mono sequence and FLAME meshes (v2). Read-only."""
     pytest.importorskip("torch")  # FLAME meshes; the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.downscale import downscale_store
-    from nersemble_zarr.flame import write_flame_to_store
+    from nersemble_zarr.pipelines.downscale import downscale_store
+    from nersemble_zarr.flame.provider import write_flame_to_store
 
     store = tmp_path_factory.mktemp("derived") / "derived.zarr"
     shutil.copytree(converted_store, store)
@@ -178,7 +178,7 @@ def derived_store(converted_store: Path, flame_model_path: Path, tmp_path_factor
 
 @pytest.mark.slow
 def test_damaged_level_shard_is_named_unmarked_and_redone_by_downscale(derived_store: Path, tmp_path: Path):
-    from nersemble_zarr.downscale import downscale_store
+    from nersemble_zarr.pipelines.downscale import downscale_store
 
     level_images = f"{MONO_SEQ}/level_2/{schema.IMAGES}"
     store, key = damaged_copy(derived_store, tmp_path / "d.zarr", "missing_shard", level_images)
@@ -198,7 +198,7 @@ def test_damaged_level_shard_is_named_unmarked_and_redone_by_downscale(derived_s
 def test_level_marked_complete_without_intrinsics_is_a_lying_marker_repaired_by_downscale(
     derived_store: Path, tmp_path: Path
 ):
-    from nersemble_zarr.downscale import downscale_store
+    from nersemble_zarr.pipelines.downscale import downscale_store
 
     store = tmp_path / "d.zarr"
     shutil.copytree(derived_store, store)
@@ -227,7 +227,7 @@ def test_level_marked_complete_without_intrinsics_is_a_lying_marker_repaired_by_
 def test_damaged_flame_vertices_are_unmarked_and_rewritten_by_flame(
     derived_store: Path, flame_model_path: Path, tmp_path: Path
 ):
-    from nersemble_zarr.flame import write_flame_to_store
+    from nersemble_zarr.flame.provider import write_flame_to_store
 
     vertices = f"{schema.flame_group(bm.MONO, 393, 'FREE', 2)}/vertices"
     store = tmp_path / "d.zarr"
@@ -259,7 +259,7 @@ def test_flame_meshes_whose_tracking_is_not_complete_are_a_lying_marker(derived_
 
 @pytest.mark.slow
 def test_tracking_variable_lost_is_reported_and_reconverted(converted_store: Path, sample_root: Path, tmp_path: Path):
-    from nersemble_zarr.convert import convert_benchmark
+    from nersemble_zarr.pipelines.convert import convert_benchmark
 
     group = schema.tracking_group(bm.MONO, 393, "FREE", 2)
     store, _ = damaged_copy(converted_store, tmp_path / "d.zarr", "missing_array_folder", f"{group}/expression")
@@ -295,7 +295,7 @@ def test_check_selection_that_matches_nothing_is_exit_2(converted_store: Path):
 
 
 def test_check_of_a_path_without_a_store_is_a_one_line_error(tmp_path: Path):
-    from nersemble_zarr.check import CheckError
+    from nersemble_zarr.pipelines.check import CheckError
 
     result = CliRunner().invoke(cli, ["check", str(tmp_path / "nothing.zarr")])
     assert isinstance(result.exception, CheckError) and "no Zarr store" in str(result.exception)
@@ -331,7 +331,7 @@ def test_every_array_damage_kind_is_in_the_matrix():
 def test_corrupt_group_document_is_restored_or_redone_and_convert_completes_it(
     converted_store: Path, sample_root: Path, tmp_path: Path, node: str
 ):
-    from nersemble_zarr.convert import convert_benchmark
+    from nersemble_zarr.pipelines.convert import convert_benchmark
 
     store, key = damaged_copy(converted_store, tmp_path / "d.zarr", "corrupt_zarr_json", node)
     report = check_store(store, repair=True)

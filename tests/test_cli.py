@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import zarr
 
-from nersemble_zarr import assets
-from nersemble_zarr.benchmark import NVS
+from nersemble_zarr.pipelines.download import selection as assets
+from nersemble_zarr.core.benchmark import NVS
 from nersemble_zarr.cli.main import INTERRUPTED_MESSAGE, main
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 
-from nersemble_zarr.codecs import JPEG_CODEC_NAME, JpegCodec
+from nersemble_zarr.storage.codecs import JPEG_CODEC_NAME, JpegCodec
 
 
 def _smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -108,7 +108,7 @@ if __name__ == "__main__":
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         computed = images.data.compute()
-        modules = client.run(lambda: "nersemble_zarr.codecs" in sys.modules)
+        modules = client.run(lambda: "nersemble_zarr.storage.codecs" in sys.modules)
     print("dask", computed.shape, hashlib.sha256(np.ascontiguousarray(computed).tobytes()).hexdigest())
     print("workers", sorted(modules.values()))
 """
@@ -119,9 +119,9 @@ def test_a_jpeg_store_is_read_by_plain_zarr_xarray_and_dask_workers_without_impo
         sample_root, tmp_path):
     import hashlib
 
-    from nersemble_zarr import benchmark as bm
-    from nersemble_zarr import schema
-    from nersemble_zarr.convert import convert_benchmark
+    from nersemble_zarr.core import benchmark as bm
+    from nersemble_zarr.core import schema
+    from nersemble_zarr.pipelines.convert import convert_benchmark
 
     store = tmp_path / "jpeg.zarr"
     report = convert_benchmark(sample_root, store, benchmarks="mono_flame_avatar", sequences=["EXP-1-head"],
@@ -157,8 +157,8 @@ _CONVERT_ON_DYING_CLUSTER = r"""
 import subprocess, sys, time
 import distributed
 import killer
-import nersemble_zarr.convert as convert
-import nersemble_zarr.dask_watch as watch
+import nersemble_zarr.pipelines.convert as convert
+import nersemble_zarr.jobs.cluster as watch
 
 if __name__ == "__main__":
     raw, store = sys.argv[1:3]

@@ -15,14 +15,15 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import schema
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.core import schema
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.convert import KILL_AFTER_UNITS_ENV, ConvertError, convert_benchmark
-from nersemble_zarr.errors import SelectionError
+from nersemble_zarr.pipelines.convert import KILL_AFTER_UNITS_ENV, ConvertError, convert_benchmark
+from nersemble_zarr.core.errors import SelectionError
 from nersemble_zarr.raw import iter_frames, read_camera_params, read_metadata, read_pcd, read_tracking
-from nersemble_zarr.store_lock import StoreLocation, StoreLock, StoreLockedError
-from nersemble_zarr.verify import verify_store
+from nersemble_zarr.storage.location import StoreLocation
+from nersemble_zarr.storage.lock import StoreLock, StoreLockedError
+from nersemble_zarr.pipelines.verify import verify_store
 
 NZ = [str(Path(sys.executable).with_name("nersemble-zarr"))]
 
@@ -238,7 +239,7 @@ def test_an_overwrite_killed_midway_leaves_no_stale_marker_in_the_consolidated_m
 def test_rewritten_frames_and_tracking_invalidate_their_levels_and_meshes(sample_root: Path, flame_model_path: Path, tmp_path: Path):
     """Levels and FLAME meshes derive from frames and tracking: --overwrite must not leave them marked complete."""
     pytest.importorskip("torch")  # the flame command; the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.info import store_info
+    from nersemble_zarr.pipelines.info import store_info
 
     store = tmp_path / "derived.zarr"
     runner = CliRunner()
@@ -329,7 +330,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(sample_root: Path, tmp_path
 @pytest.fixture()
 def broken_raw(sample_root: Path, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     """A copy of the NVS sample with one truncated, one undecodable, one missing, one too-long video and a bad pcd."""
-    from nersemble_zarr.video_writer import VideoWriter
+    from nersemble_zarr.raw.video_writer import VideoWriter
 
     raw = tmp_path / "raw"
     shutil.copytree(sample_root / bm.NVS, raw / bm.NVS)
@@ -493,7 +494,7 @@ def test_convert_writes_to_s3_through_fsspec(sample_root: Path, converted_store:
                 if isinstance(node, zarr.Array):
                     other = remote[f"{schema.sequence_group(bm.MONO, 393, s)}/{name}"]
                     assert np.array_equal(node[...], other[...]) and dict(node.attrs) == dict(other.attrs)
-        from nersemble_zarr.info import store_info
+        from nersemble_zarr.pipelines.info import store_info
 
         info = store_info(url, storage_options=opts)
         assert info.complete and info.bytes > 0

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import zarr
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import schema
-from nersemble_zarr.convert import convert_benchmark
-from nersemble_zarr.errors import SelectionError
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.core import schema
+from nersemble_zarr.pipelines.convert import convert_benchmark
+from nersemble_zarr.core.errors import SelectionError
 from nersemble_zarr.raw import iter_frames, read_pcd, read_tracking, write_tracking
-from nersemble_zarr.verify import verify_store
-from nersemble_zarr.video_writer import VideoWriter
+from nersemble_zarr.pipelines.verify import verify_store
+from nersemble_zarr.raw.video_writer import VideoWriter
 
 NZ = [str(Path(sys.executable).with_name("nersemble-zarr"))]
 NVS_SEQ = (388, "GLASSES")
@@ -153,7 +153,7 @@ def test_non_regular_raw_files_are_refused_by_name_and_never_read(sample_root: P
 
 
 def test_a_failed_tracking_unit_leaves_its_sequence_visibly_incomplete(sample_root: Path, tmp_path: Path):
-    from nersemble_zarr.info import store_info
+    from nersemble_zarr.pipelines.info import store_info
 
     raw = _copy(sample_root, tmp_path / "raw")
     bad = raw / bm.MONO / bm.tracking_path(*MONO_TEST, 2)

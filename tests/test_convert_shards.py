@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import zarr
 
-from nersemble_zarr import schema
-from nersemble_zarr import shards
-from nersemble_zarr.shards import encode_shard, fast_shards_unavailable, morton_order, supports_fast_shards, write_shard
+from nersemble_zarr.core import schema
+from nersemble_zarr.storage import shards
+from nersemble_zarr.storage.shards import encode_shard, fast_shards_unavailable, morton_order, supports_fast_shards, write_shard
 
 
 def _frames(n: int, h: int, w: int, rgb: bool, seed: int = 0) -> np.ndarray:

@@ -8,10 +8,10 @@ from pathlib import Path
 import zarr
 from click.testing import CliRunner
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import schema
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.core import schema
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.verify import verify_store
+from nersemble_zarr.pipelines.verify import verify_store
 
 
 def test_verify_passes_on_a_faithful_lossless_store(sample_root: Path, converted_store: Path):

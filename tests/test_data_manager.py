@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from nersemble_zarr import MonoFlameAvatarDataManager, NVSDataManager
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr.data_manager import DataManagerError
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.read.data_manager import DataManagerError
 from nersemble_zarr.raw import iter_frames, read_camera_params, read_pcd, read_tracking
-from nersemble_zarr.store import list_participants
+from nersemble_zarr.read.store import list_participants
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 

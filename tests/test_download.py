@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from nersemble_zarr import assets
-from nersemble_zarr.benchmark import ACCESS_FORM_URL, MONO, MONO_BENCHMARK, NVS, NVS_BENCHMARK
-from nersemble_zarr.download import AccessDeniedError, DownloadError, download_benchmark
+from nersemble_zarr.pipelines.download import selection as assets
+from nersemble_zarr.core.benchmark import ACCESS_FORM_URL, MONO, MONO_BENCHMARK, NVS, NVS_BENCHMARK
+from nersemble_zarr.pipelines.download.engine import AccessDeniedError, DownloadError, download_benchmark
 
 sys.path.insert(0, str(Path(__file__).parent))
 from http_server import Fault, FileServer, _etag  # noqa: E402
@@ -495,7 +495,7 @@ def test_access_url_is_read_from_the_env_file(server, tmp_path):
 def test_convert_option_converts_what_was_downloaded(sample_root, tmp_path):
     import zarr
 
-    from nersemble_zarr.benchmark import video_path
+    from nersemble_zarr.core.benchmark import video_path
     from nersemble_zarr.raw import read_frame
 
     raw, store = tmp_path / "raw", tmp_path / "store.zarr"

@@ -12,11 +12,12 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import open_sequence, open_store, schema
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr import open_sequence, open_store
+from nersemble_zarr.core import schema
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.downscale import area_average, downscale_store, level_factor, scale_intrinsics
-from nersemble_zarr.store import StoreReadError, list_participants, list_sequences
+from nersemble_zarr.pipelines.downscale import area_average, downscale_store, level_factor, scale_intrinsics
+from nersemble_zarr.read.store import StoreReadError, list_participants, list_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 
@@ -174,7 +175,7 @@ def test_downscale_cli_rejects_factor_one(converted_store: Path) -> None:
 def test_downscale_of_a_missing_store_is_a_one_line_error_creating_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "missing.zarr"
     result = CliRunner().invoke(cli, ["downscale", str(missing), "--factor", "2"])
-    from nersemble_zarr.downscale import DownscaleError
+    from nersemble_zarr.pipelines.downscale import DownscaleError
 
     assert result.exit_code == 1 and isinstance(result.exception, DownscaleError)  # the CLI prints it as one line
     assert f"no store at {missing}" in str(result.exception)

@@ -20,11 +20,13 @@ import pytest
 import zarr
 from zarr.storage import LocalStore, WrapperStore
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import downscale, open_sequence, schema
-from nersemble_zarr.downscale import downscale_store
-from nersemble_zarr.errors import NersembleZarrError, SelectionError
-from nersemble_zarr.store import list_participants, list_sequences
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.pipelines import downscale
+from nersemble_zarr import open_sequence
+from nersemble_zarr.core import schema
+from nersemble_zarr.pipelines.downscale import downscale_store
+from nersemble_zarr.core.errors import NersembleZarrError, SelectionError
+from nersemble_zarr.read.store import list_participants, list_sequences
 
 import damage
 

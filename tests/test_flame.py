@@ -15,10 +15,10 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from nersemble_zarr import FlameModel, FlameProvider
-from nersemble_zarr.flame import FlameParameters, FlameTrackingError, load_flame_parameters
-from nersemble_zarr.flame_model import FlameModelError
+from nersemble_zarr.flame.provider import FlameParameters, FlameTrackingError, load_flame_parameters
+from nersemble_zarr.flame.model import FlameModelError
 from nersemble_zarr.raw.tracking import FlameTracking, write_tracking
-from nersemble_zarr.sample_flame import synthetic_flame_tracking
+from nersemble_zarr.testing.flame_model import synthetic_flame_tracking
 
 T = 13  # not a multiple of the chunk sizes used below
 N_LANDMARKS = 51

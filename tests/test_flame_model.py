@@ -17,7 +17,7 @@ import scipy.sparse
 import torch
 from scipy.spatial.transform import Rotation
 
-from nersemble_zarr.flame_model import (
+from nersemble_zarr.flame.model import (
     FlameModel,
     FlameModelError,
     euler_xyz_to_matrix,
@@ -25,7 +25,7 @@ from nersemble_zarr.flame_model import (
     read_flame_arrays,
     safe_load_pickle,
 )
-from nersemble_zarr.sample_flame import synthetic_flame_arrays, write_synthetic_flame_model
+from nersemble_zarr.testing.flame_model import synthetic_flame_arrays, write_synthetic_flame_model
 
 
 @pytest.fixture(scope="module")
@@ -168,10 +168,10 @@ def test_missing_key_is_named(raw_model: dict, tmp_path: Path) -> None:
 
 def test_not_a_dict_and_missing_file_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FlameModelError, match="expected a dict of FLAME arrays, found ndarray"):
-        from nersemble_zarr.flame_model import parse_flame_arrays
+        from nersemble_zarr.flame.model import parse_flame_arrays
 
         parse_flame_arrays(safe_load_pickle(pickle.dumps(np.zeros(3)), "x.pkl"), "x.pkl")
-    from nersemble_zarr.errors import ConfigError
+    from nersemble_zarr.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="FLAME model file not found"):
         FlameModel.load(tmp_path / "nope.pkl")

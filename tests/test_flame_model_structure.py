@@ -26,16 +26,16 @@ pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without 
 import scipy.sparse
 import torch
 
-from nersemble_zarr.flame_model import FlameModel, read_flame_arrays
-from nersemble_zarr.sample_flame import synthetic_flame_arrays, write_synthetic_flame_model
+from nersemble_zarr.flame.model import FlameModel, read_flame_arrays
+from nersemble_zarr.testing.flame_model import synthetic_flame_arrays, write_synthetic_flame_model
 
 #: Loads every ``*.pkl`` in argv[1] (sorted) and prints one JSON line per file, flushed, so that a crash on
 #: one file still leaves the outcomes of the files before it.
 _RUNNER = r"""
 import json, sys
 from pathlib import Path
-from nersemble_zarr.errors import NersembleZarrError
-from nersemble_zarr.flame_model import read_flame_arrays
+from nersemble_zarr.core.errors import NersembleZarrError
+from nersemble_zarr.flame.model import read_flame_arrays
 for path in sorted(Path(sys.argv[1]).glob("*.pkl")):
     print(json.dumps({"case": path.stem, "outcome": "started"}), flush=True)
     try:
@@ -311,7 +311,7 @@ def test_a_cyclic_pickle_is_refused_not_a_recursion_error(tmp_path: Path) -> Non
     loop.append(loop)
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps(dict(_base(), bs_style=loop), protocol=2))
-    from nersemble_zarr.flame_model import FlameModelError
+    from nersemble_zarr.flame.model import FlameModelError
 
     with pytest.raises(FlameModelError, match=r"model\.pkl: 'bs_style' contains itself"):
         read_flame_arrays(path)

@@ -14,12 +14,13 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from nersemble_zarr import FlameModel, FlameProvider, schema  # noqa: F401
-from nersemble_zarr.benchmark import MONO, NVS
+from nersemble_zarr import FlameModel, FlameProvider  # noqa: F401
+from nersemble_zarr.core import schema  # noqa: F401
+from nersemble_zarr.core.benchmark import MONO, NVS
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.flame import faces_array_path, flame_group, flame_vertices, write_flame_to_store
+from nersemble_zarr.flame.provider import faces_array_path, flame_group, flame_vertices, write_flame_to_store
 from nersemble_zarr.raw.tracking import FlameTracking
-from nersemble_zarr.sample_flame import synthetic_flame_tracking
+from nersemble_zarr.testing.flame_model import synthetic_flame_tracking
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
 
@@ -210,9 +211,9 @@ def test_flame_vertices_accepts_a_datatree_sequence_node(template_store: Path, m
 @pytest.mark.slow
 def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Path, flame_model_path: Path, tmp_path: Path) -> None:
     """Generated raw folder → convert → ``flame`` → meshes equal FlameProvider on the raw npz (train and test)."""
-    from nersemble_zarr.benchmark import tracking_path
-    from nersemble_zarr.convert import convert_benchmark
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.core.benchmark import tracking_path
+    from nersemble_zarr.pipelines.convert import convert_benchmark
+    from nersemble_zarr.read.store import open_sequence
 
     participant, sequences = 393, ("EXP-1-head", "FREE")  # a train (video + tracking) and a test sequence
     store = tmp_path / "store.zarr"
@@ -227,7 +228,7 @@ def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Pa
         np.testing.assert_array_equal(stored["frame"].values, provider.frames)
         lazy = flame_vertices(open_sequence(store, MONO, participant, sequence), flame_model=model)
         np.testing.assert_allclose(lazy.compute(), provider.vertices(), atol=1e-6)
-    from nersemble_zarr.store import open_store
+    from nersemble_zarr.read.store import open_store
 
     tree = open_store(store)  # the meshes fit into the whole store's DataTree next to images and tracking
     node = tree[flame_group(MONO, participant, sequences[0], 2)]
@@ -235,8 +236,8 @@ def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Pa
 
 
 def test_open_flame_meshes_returns_vertices_and_faces_and_refuses_unfinished(store: Path, model: FlameModel) -> None:
-    from nersemble_zarr.errors import NersembleZarrError
-    from nersemble_zarr.flame import open_flame_meshes
+    from nersemble_zarr.core.errors import NersembleZarrError
+    from nersemble_zarr.flame.provider import open_flame_meshes
 
     participant, sequence, n = SEQUENCES[0]
     with pytest.raises(NersembleZarrError, match=r"FLAME meshes v2 .* not in the store; run 'nersemble-zarr flame"):
@@ -259,8 +260,8 @@ def test_flame_command_killed_midway_resumes_to_the_same_vertices(tmp_path: Path
     import sys
     import time
 
-    from nersemble_zarr.errors import NersembleZarrError
-    from nersemble_zarr.flame import open_flame_meshes
+    from nersemble_zarr.core.errors import NersembleZarrError
+    from nersemble_zarr.flame.provider import open_flame_meshes
 
     participant, sequence, n = 404, "EXP-2-eyes", 1000
     store = tmp_path / "store.zarr"

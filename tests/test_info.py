@@ -10,10 +10,10 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import schema
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.core import schema
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.info import InfoError, store_info
+from nersemble_zarr.pipelines.info import InfoError, store_info
 
 
 def test_info_shows_benchmark_participant_sequence_tree_with_contents_and_codec(converted_store: Path):

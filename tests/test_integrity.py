@@ -22,9 +22,9 @@ import pytest
 import zarr
 
 from damage import ARRAY_DAMAGE, corrupt_zarr_json, damaged_copy, shard_files
-from nersemble_zarr import schema
-from nersemble_zarr.benchmark import MONO, MONO_BENCHMARK, NVS
-from nersemble_zarr.errors import CorruptObjectError, MissingObjectError, StoreIntegrityError
+from nersemble_zarr.core import schema
+from nersemble_zarr.core.benchmark import MONO, MONO_BENCHMARK, NVS
+from nersemble_zarr.core.errors import CorruptObjectError, MissingObjectError, StoreIntegrityError
 
 NVS_SEQ = "GLASSES"
 MONO_SEQ = "EXP-1-head"
@@ -71,38 +71,38 @@ class Reader:
 
 
 def _open_sequence(store: Path, camera: str, ctx: dict) -> object:
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.read.store import open_sequence
 
     return open_sequence(store, NVS, 388, NVS_SEQ).compute()
 
 
 def _open_store(store: Path, camera: str, ctx: dict) -> object:
-    from nersemble_zarr.store import open_store
+    from nersemble_zarr.read.store import open_store
 
     return open_store(store)[f"{NVS}/388/{NVS_SEQ}"].to_dataset().compute()
 
 
 def _nvs_image(store: Path, camera: str, ctx: dict) -> object:
-    from nersemble_zarr.data_manager import NVSDataManager
+    from nersemble_zarr.read.data_manager import NVSDataManager
 
     return NVSDataManager(store, 388).load_image(NVS_SEQ, camera, 0)
 
 
 def _nvs_alpha(store: Path, camera: str, ctx: dict) -> object:
-    from nersemble_zarr.data_manager import NVSDataManager
+    from nersemble_zarr.read.data_manager import NVSDataManager
 
     return NVSDataManager(store, 388).load_alpha_map(NVS_SEQ, camera, 0)
 
 
 def _mono_image(store: Path, camera: str, ctx: dict) -> object:
-    from nersemble_zarr.data_manager import MonoFlameAvatarDataManager
+    from nersemble_zarr.read.data_manager import MonoFlameAvatarDataManager
 
     return MonoFlameAvatarDataManager(store, 393).load_image(MONO_SEQ, camera, 0, as_uint8=True)
 
 
 def _frame_dataset(store: Path, camera: str, ctx: dict) -> object:
     pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.torch_dataset import FrameDataset
+    from nersemble_zarr.read.torch_dataset import FrameDataset
 
     ds = FrameDataset(store, NVS, 388, NVS_SEQ, cameras=[camera] if camera else None)
     return [ds[i] for i in range(len(ds))]
@@ -110,14 +110,14 @@ def _frame_dataset(store: Path, camera: str, ctx: dict) -> object:
 
 def _flame_vertices(store: Path, camera: str, ctx: dict) -> object:
     pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.flame import flame_vertices
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.flame.provider import flame_vertices
+    from nersemble_zarr.read.store import open_sequence
 
     return flame_vertices(open_sequence(store, MONO, 393, MONO_TEST_SEQ), flame_model=ctx["flame_model"]).compute()
 
 
 def _submit(store: Path, camera: str, ctx: dict) -> object:
-    from nersemble_zarr.submission import write_submission
+    from nersemble_zarr.submission.writer import write_submission
 
     metadata = {"participants_metadata": {"393": {"sequences_metadata": {
         s: {"n_frames": RENDER_FRAMES} for s in MONO_BENCHMARK.test_sequences[393]}}}}
@@ -223,15 +223,15 @@ def test_damaged_store_raises_naming_the_object(kind, reader, converted_store, r
 
 
 def _check(store: Path, ctx: dict) -> tuple[bool, str]:
-    from nersemble_zarr.check import check_store
+    from nersemble_zarr.pipelines.check import check_store
 
     report = check_store(store, deep=True)
     return report.ok, "\n".join(f"{p.kind} {p.key} {p.array} {p.where()} {p.message}" for p in report.problems)
 
 
 def _info(store: Path, ctx: dict) -> tuple[bool, str]:
-    from nersemble_zarr.errors import NersembleZarrError
-    from nersemble_zarr.info import format_info, store_info
+    from nersemble_zarr.core.errors import NersembleZarrError
+    from nersemble_zarr.pipelines.info import format_info, store_info
 
     try:
         info = store_info(store)
@@ -241,7 +241,7 @@ def _info(store: Path, ctx: dict) -> tuple[bool, str]:
 
 
 def _verify(store: Path, ctx: dict) -> tuple[bool, str]:
-    from nersemble_zarr.verify import verify_store
+    from nersemble_zarr.pipelines.verify import verify_store
 
     report = verify_store(store, ctx["raw"], benchmarks=[NVS], participants=[388])
     return report.ok, report.summary()
@@ -323,8 +323,8 @@ def test_every_chunk_of_a_converted_store_is_stored(converted_store):
 def test_an_all_fill_value_chunk_is_written_and_reads_back(tmp_path):
     """A chunk equal to the fill value (all-zero tracking, all-NaN vertices) is stored, so the guard never
     mistakes good data for a missing object."""
-    from nersemble_zarr.store import as_zarr_store
-    from nersemble_zarr.integrity import read
+    from nersemble_zarr.read.store import as_zarr_store
+    from nersemble_zarr.storage.integrity import read
 
     arr = zarr.create_array(tmp_path / "a.zarr", shape=(4, 3), chunks=(2, 3), dtype="float32", fill_value=np.nan,
                             **schema.chunk_codecs())
@@ -336,7 +336,7 @@ def test_an_all_fill_value_chunk_is_written_and_reads_back(tmp_path):
 
 def test_a_store_written_without_crc32c_still_opens_and_reads(converted_store, tmp_path):
     """Stores from before the checksum (codec chain without crc32c) keep opening and reading bit-exactly."""
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.read.store import open_sequence
 
     copy = tmp_path / "old.zarr"
     shutil.copytree(converted_store, copy)
@@ -358,7 +358,7 @@ def test_a_store_written_without_crc32c_still_opens_and_reads(converted_store, t
 def test_guarded_reads_pickle_for_dask_distributed(converted_store, tmp_path):
     """The lazy arrays (guarded store and arrays inside) survive pickling, as dask.distributed ships them,
     and still raise after the round trip."""
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.read.store import open_sequence
 
     copy, key = damaged_copy(converted_store, tmp_path / "s.zarr", "missing_shard", f"{NVS}/388/{NVS_SEQ}/images")
     with _quiet():
@@ -369,7 +369,7 @@ def test_guarded_reads_pickle_for_dask_distributed(converted_store, tmp_path):
 
 
 def test_fsspec_urls_are_guarded_too(converted_store, tmp_path):
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.read.store import open_sequence
 
     copy, key = damaged_copy(converted_store, tmp_path / "s.zarr", "missing_shard", f"{NVS}/388/{NVS_SEQ}/alpha")
     with _quiet():
@@ -387,7 +387,7 @@ BAD_TIMESTEPS = [3.7, 3.0, "3", True, -1]
 
 @pytest.mark.parametrize("bad", BAD_TIMESTEPS)
 def test_data_manager_refuses_a_timestep_that_is_no_frame_index(converted_store, bad):
-    from nersemble_zarr.data_manager import NVSDataManager
+    from nersemble_zarr.read.data_manager import NVSDataManager
 
     dm = NVSDataManager(converted_store, 388)
     serial = dm.list_serials(NVS_SEQ)[0]
@@ -400,10 +400,10 @@ def test_data_manager_refuses_a_timestep_that_is_no_frame_index(converted_store,
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
 def test_every_nth_frame_must_be_a_positive_integer(converted_store, bad):
-    from nersemble_zarr.data_manager import NVSDataManager
-    from nersemble_zarr.store import open_sequence, select_frames
+    from nersemble_zarr.read.data_manager import NVSDataManager
+    from nersemble_zarr.read.store import open_sequence, select_frames
     pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.torch_dataset import FrameDataset
+    from nersemble_zarr.read.torch_dataset import FrameDataset
 
     dm = NVSDataManager(converted_store, 388)
     serial = dm.list_serials(NVS_SEQ)[0]
@@ -423,9 +423,9 @@ def test_every_nth_frame_must_be_a_positive_integer(converted_store, bad):
 
 @pytest.mark.parametrize("bad", BAD_TIMESTEPS)
 def test_select_frames_and_frame_dataset_refuse_a_timestep_that_is_no_frame_index(converted_store, bad):
-    from nersemble_zarr.store import open_sequence, select_frames
+    from nersemble_zarr.read.store import open_sequence, select_frames
     pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.torch_dataset import FrameDataset
+    from nersemble_zarr.read.torch_dataset import FrameDataset
 
     with _quiet():
         ds = open_sequence(converted_store, NVS, 388, NVS_SEQ)
@@ -440,7 +440,7 @@ def test_select_frames_and_frame_dataset_refuse_a_timestep_that_is_no_frame_inde
 
 def test_frame_dataset_selects_timesteps_and_refuses_a_non_integer_index(converted_store):
     pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.torch_dataset import FrameDataset
+    from nersemble_zarr.read.torch_dataset import FrameDataset
 
     full = FrameDataset(converted_store, NVS, 388, NVS_SEQ)
     picked = FrameDataset(converted_store, NVS, 388, NVS_SEQ, timesteps=slice(2, 8), every_nth_frame=2)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from nersemble_zarr.benchmark import SERIALS
+from nersemble_zarr.core.benchmark import SERIALS
 from nersemble_zarr.raw import CameraParams, RawFormatError, read_camera_params, write_camera_params
 
 

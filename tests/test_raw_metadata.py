@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nersemble_zarr.benchmark import MONO, NVS
+from nersemble_zarr.core.benchmark import MONO, NVS
 from nersemble_zarr.raw import RawFormatError, parse_metadata, read_metadata, write_metadata
 
 NVS_OBJ = {"sequences": {"388": {"sequence_name": "GLASSES", "timesteps": [0, 3, 6]}, "422": {"sequence_name": "EXP-2-eyes", "timesteps": []}}}

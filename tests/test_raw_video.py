@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nersemble_zarr.raw import FrameIndexError, RawFormatError, iter_frames, probe_video, read_frame
-from nersemble_zarr.video_writer import VideoWriter
+from nersemble_zarr.raw.video_writer import VideoWriter
 from test_video_writer import psnr, smooth_frames
 
 N, H, W = 17, 90, 66

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from scipy.spatial.transform import Rotation
 
-from nersemble_zarr.benchmark import (
+from nersemble_zarr.core.benchmark import (
     MONO,
     MONO_BENCHMARK,
     NVS,
@@ -29,7 +29,7 @@ from nersemble_zarr.raw import (
     read_pcd,
     read_tracking,
 )
-from nersemble_zarr.sample import SampleError, generate_sample, sample_resolution, source_frames
+from nersemble_zarr.testing.sample import SampleError, generate_sample, sample_resolution, source_frames
 from test_video_writer import keyframe_count, psnr
 
 P_NVS, P_MONO = 388, 393

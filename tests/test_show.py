@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nersemble_zarr import benchmark as bm
+from nersemble_zarr.core import benchmark as bm
 from nersemble_zarr import open_sequence
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.errors import SelectionError
-from nersemble_zarr.show import ShowError, cameras_plot, contact_sheet, rig_geometry
-from nersemble_zarr.store import list_participants, list_sequences
+from nersemble_zarr.core.errors import SelectionError
+from nersemble_zarr.read.show import ShowError, cameras_plot, contact_sheet, rig_geometry
+from nersemble_zarr.read.store import list_participants, list_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 

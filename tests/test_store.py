@@ -17,10 +17,10 @@ import xarray as xr
 import zarr
 from zarr.storage import LocalStore
 
-from nersemble_zarr import benchmark as bm
+from nersemble_zarr.core import benchmark as bm
 from nersemble_zarr import open_sequence, open_store
 from nersemble_zarr.raw import iter_frames, read_camera_params, read_tracking
-from nersemble_zarr.store import StoreReadError, list_participants, list_sequences, select_frames
+from nersemble_zarr.read.store import StoreReadError, list_participants, list_sequences, select_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 
@@ -246,7 +246,7 @@ def test_fsspec_url_opens_the_same_data(converted_store: Path) -> None:
 
 def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted_store: Path, tmp_path: Path) -> None:
     from nersemble_zarr import NVSDataManager
-    from nersemble_zarr.store import IncompleteStoreWarning
+    from nersemble_zarr.read.store import IncompleteStoreWarning
 
     store = tmp_path / "partial.zarr"
     p, s = nvs_sequence(converted_store)
@@ -268,7 +268,7 @@ def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted
 def test_tracking_and_point_clouds_without_completion_marker_are_left_out(converted_store: Path, tmp_path: Path) -> None:
     """A tracking/pointclouds group a killed convert left unmarked is never served as if complete."""
     from nersemble_zarr import MonoFlameAvatarDataManager, NVSDataManager
-    from nersemble_zarr.store import IncompleteStoreWarning
+    from nersemble_zarr.read.store import IncompleteStoreWarning
 
     store = tmp_path / "partial.zarr"
     pm, sm = mono_train_sequence(converted_store)
@@ -292,7 +292,7 @@ def test_tracking_and_point_clouds_without_completion_marker_are_left_out(conver
 
 def test_pointcloud_of_one_timestep_equals_the_pcd_file(converted_store: Path, sample_root: Path) -> None:
     from nersemble_zarr.raw import read_pcd
-    from nersemble_zarr.store import pointcloud
+    from nersemble_zarr.read.store import pointcloud
 
     p, s = nvs_sequence(converted_store)
     ds = open_sequence(converted_store, bm.NVS, p, s)
@@ -315,7 +315,7 @@ def test_s3_store_reads_the_same_through_every_api(converted_store: Path) -> Non
 
     from nersemble_zarr import NVSDataManager
     pytest.importorskip("torch")  # FrameDataset; the Python 3.12 CI job (.ci/py312) runs without torch
-    from nersemble_zarr.torch_dataset import FrameDataset
+    from nersemble_zarr.read.torch_dataset import FrameDataset
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 import zarr
 
-from nersemble_zarr.leftovers import LEFTOVER_PATTERN, find_leftovers, remove_leftovers
-from nersemble_zarr.store_lock import StoreLocation, StoreLock, StoreLockedError
+from nersemble_zarr.storage.leftovers import LEFTOVER_PATTERN, find_leftovers, remove_leftovers
+from nersemble_zarr.storage.location import StoreLocation
+from nersemble_zarr.storage.lock import StoreLock, StoreLockedError
 
 
 # --------------------------------------------------------------------------------------------- leftovers
@@ -91,7 +92,8 @@ def _contender(url: str, opts: dict, trials: int, start_at, ready, tried, releas
     After the barrier every contender spins until the same ``time.monotonic()`` instant (shared by all
     processes), so their ``acquire`` calls start within microseconds of each other, not a scheduler tick apart.
     """
-    from nersemble_zarr.store_lock import StoreLocation, StoreLock, StoreLockedError
+    from nersemble_zarr.storage.location import StoreLocation
+    from nersemble_zarr.storage.lock import StoreLock, StoreLockedError
 
     loc = StoreLocation.parse(url, opts)
     for trial in range(trials):
@@ -197,7 +199,8 @@ def test_racing_for_a_stale_local_lock_exactly_one_process_holds_it(tmp_path: Pa
 
 def _hold_lock(url: str, truncate: bool, held, release) -> None:
     """Hold the store lock in another process until ``release`` is set (optionally with an empty lock file)."""
-    from nersemble_zarr.store_lock import StoreLocation, StoreLock
+    from nersemble_zarr.storage.location import StoreLocation
+    from nersemble_zarr.storage.lock import StoreLock
 
     lock = StoreLock(StoreLocation.parse(url), operation="flame").acquire()
     if truncate:  # the instant between creating the lock file and writing the holder into it, frozen
@@ -273,8 +276,8 @@ def test_a_writer_whose_lock_file_was_removed_stops_at_its_next_check(tmp_path: 
 
 def test_a_convert_that_loses_its_lock_stops_before_marking_more_units(sample_root: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch):
-    import nersemble_zarr.convert as convert_mod
-    from nersemble_zarr import schema
+    import nersemble_zarr.pipelines.convert as convert_mod
+    from nersemble_zarr.core import schema
 
     store = tmp_path / "lost.zarr"
     lock_file = Path(str(store) + ".nersemble-zarr.lock")

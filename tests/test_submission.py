@@ -18,11 +18,11 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from nersemble_zarr.benchmark import MONO, MONO_BENCHMARK, NVS, NVS_BENCHMARK, submission_video_path
+from nersemble_zarr.core.benchmark import MONO, MONO_BENCHMARK, NVS, NVS_BENCHMARK, submission_video_path
 from nersemble_zarr.cli.main import cli
 from nersemble_zarr.raw import iter_frames, probe_video
 from nersemble_zarr.raw.metadata import write_metadata
-from nersemble_zarr.submission import SubmissionError, SubmissionWriter, load_frame_counts, write_submission
+from nersemble_zarr.submission.writer import SubmissionError, SubmissionWriter, load_frame_counts, write_submission
 
 MONO_SEQS = MONO_BENCHMARK.test_sequences[393]
 #: Deliberately unequal: nothing may assume one frame count per benchmark.
@@ -247,7 +247,7 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys
     import dask, dask.array as da, numpy as np
-    from nersemble_zarr.submission import SubmissionWriter
+    from nersemble_zarr.submission.writer import SubmissionWriter
 
     frames = np.load(sys.argv[2])
 
@@ -469,8 +469,8 @@ def test_submit_append_skips_videos_already_in_the_submission(tmp_path, mono_fra
 
 @pytest.mark.slow
 def test_renders_from_a_converted_sample_store_round_trip_with_store_metadata(tmp_path, sample_root):
-    from nersemble_zarr.convert import convert_benchmark
-    from nersemble_zarr.store import open_sequence
+    from nersemble_zarr.pipelines.convert import convert_benchmark
+    from nersemble_zarr.read.store import open_sequence
 
     b = MONO_BENCHMARK
     train_seq = b.train_sequences[393][0]
@@ -498,7 +498,7 @@ def test_renders_from_a_converted_sample_store_round_trip_with_store_metadata(tm
 
 
 def test_official_writer_names_are_drop_ins(tmp_path, mono_frames):
-    from nersemble_zarr.submission import MonoFlameAvatarSubmissionDataWriter, NVSSubmissionDataWriter
+    from nersemble_zarr.submission.writer import MonoFlameAvatarSubmissionDataWriter, NVSSubmissionDataWriter
 
     with MonoFlameAvatarSubmissionDataWriter(tmp_path / "m.zip") as w:
         w.add_video(393, "FREE", "222200037", list(mono_frames[(393, "FREE")]))

@@ -13,11 +13,11 @@ pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without 
 import torch
 from torch.utils.data import DataLoader
 
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr.downscale import scale_intrinsics
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.pipelines.downscale import scale_intrinsics
 from nersemble_zarr.raw import iter_frames, read_camera_params
-from nersemble_zarr.store import list_participants
-from nersemble_zarr.torch_dataset import FrameDataset, FrameDatasetError
+from nersemble_zarr.read.store import list_participants
+from nersemble_zarr.read.torch_dataset import FrameDataset, FrameDatasetError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet
 

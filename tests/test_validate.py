@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nersemble_zarr.benchmark import MONO, MONO_BENCHMARK, NVS, submission_video_path
+from nersemble_zarr.core.benchmark import MONO, MONO_BENCHMARK, NVS, submission_video_path
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.submission import SubmissionError, SubmissionWriter
-from nersemble_zarr.validate import PROBLEM_KINDS, max_video_bytes, validate_submission
-from nersemble_zarr.video_writer import VideoWriter
+from nersemble_zarr.submission.writer import SubmissionError, SubmissionWriter
+from nersemble_zarr.submission.validate import PROBLEM_KINDS, max_video_bytes, validate_submission
+from nersemble_zarr.raw.video_writer import VideoWriter
 
 MONO_SEQS = MONO_BENCHMARK.test_sequences[393]
 MONO_COUNTS = dict(zip(((393, s) for s in MONO_SEQS), (3, 5, 2, 4)))

@@ -12,10 +12,10 @@ import pytest
 import zarr
 
 from damage import ARRAY_DAMAGE, corrupt_zarr_json, damaged_copy
-from nersemble_zarr import benchmark as bm
-from nersemble_zarr import schema
-from nersemble_zarr.errors import SelectionError
-from nersemble_zarr.verify import VerifyReport, verify_store
+from nersemble_zarr.core import benchmark as bm
+from nersemble_zarr.core import schema
+from nersemble_zarr.core.errors import SelectionError
+from nersemble_zarr.pipelines.verify import VerifyReport, verify_store
 
 NZ = [str(Path(sys.executable).with_name("nersemble-zarr"))]
 IMAGES = f"{schema.sequence_group(bm.NVS, 388, 'GLASSES')}/{schema.IMAGES}"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nersemble_zarr.raw import ffmpeg_exe, iter_frames, probe_video
-from nersemble_zarr.video_writer import VideoWriteError, VideoWriter
+from nersemble_zarr.raw.video_writer import VideoWriteError, VideoWriter
 
 
 def smooth_frames(n: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:

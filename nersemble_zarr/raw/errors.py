@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import NersembleZarrError
+from ..core.errors import NersembleZarrError
 
 
 class RawFormatError(NersembleZarrError):

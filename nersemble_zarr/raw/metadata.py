@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..benchmark import MONO, NVS, get_benchmark
+from ..core.benchmark import MONO, NVS, get_benchmark
 from ._json import dump_json, load_json
 from .errors import RawFormatError
 

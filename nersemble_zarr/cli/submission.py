@@ -1,0 +1,118 @@
+"""``nersemble-zarr submit`` and ``nersemble-zarr validate``: pack renders into a submission zip, check a zip."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
+
+_METADATA_HELP = (
+    "Frame counts to enforce: a raw benchmark folder (holding <benchmark>/metadata.json), a metadata.json "
+    "file, or a converted Zarr store (path or URL)."
+)
+
+
+@click.command()
+@click.argument("renders")
+@click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The submission zip to write.")
+@click.option("--metadata", "-m", default=None, help=_METADATA_HELP + "  [default: no frame-count check]")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Videos encoded in parallel (dask threads).  [default: dask's thread count]")
+@click.option("--participant", "-p", "participants", type=int, multiple=True,
+              help="Only pack these participants' renders (repeatable).  [default: all in RENDERS]")
+@click.option("--append", "-a", is_flag=True,
+              help="Add to the unfinished submission (<out>.partial/) or to the finalized zip at --out; "
+                   "videos already there are kept and not re-encoded.")
+@click.option("--overwrite", is_flag=True, help="With --append, re-encode videos the submission already holds.")
+@click.option("--no-finalize", is_flag=True,
+              help="Keep the videos staged in <out>.partial/ instead of writing the zip (finish later with --append).")
+@click.option("--float-input", is_flag=True, help="Accept float renders in [0, 1] (else uint8 0-255 is required).")
+@click.option("--progress/--no-progress", default=True, help="Show frames done, rate and ETA on stderr.")
+def submit(
+    renders: str,
+    benchmark: str,
+    out: str,
+    metadata: str | None,
+    workers: int | None,
+    participants: tuple[int, ...],
+    append: bool,
+    overwrite: bool,
+    no_finalize: bool,
+    float_input: bool,
+    progress: bool,
+) -> None:
+    """Encode the renders in RENDERS into a BENCHMARK submission zip (H.264, crf 14, yuv420p).
+
+    RENDERS is a Zarr group holding one array per video at <pid:03d>/<sequence>/<serial>, shape
+    (T, H, W, 3) uint8, or per sequence an `images` array (camera, T, H, W, 3) with a `camera`
+    coordinate. Every video is checked (scored camera, shape, dtype, frame count) before any is
+    encoded; the zip appears at --out only when complete.
+    """
+    from nersemble_zarr.core.benchmark import get_benchmark
+    from nersemble_zarr.submission.writer import staging_folder, write_submission
+
+    check_selection([benchmark], participants)
+    staging = staging_folder(out)
+    if staging.exists() and not append:
+        click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
+                   f"(--append continues it instead)", err=True)
+    result, encoded = write_submission(
+        renders, benchmark, out, metadata=metadata, workers=workers, mode="a" if append else "w",
+        participants=participants or None, float_input=float_input, overwrite=overwrite,
+        finalize=not no_finalize, progress=progress,
+    )
+    n_scored = len(get_benchmark(benchmark).submission_keys())
+    if no_finalize:
+        n_staged = sum(1 for _ in result.rglob("cam_*.mp4"))
+        click.echo(f"encoded {len(encoded)} videos; {n_staged}/{n_scored} staged in {result} (not finalized)")
+        return
+    import zipfile
+
+    with zipfile.ZipFile(result) as zf:
+        n_videos = len(zf.infolist())
+    size = result.stat().st_size
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    click.echo(f"encoded {len(encoded)} videos; wrote {result} ({shown}) with {n_videos}/{n_scored} scored videos")
+    if n_videos < n_scored:
+        click.echo(f"the submission is incomplete: run `nersemble-zarr validate {result} {benchmark}` to list what is missing")
+
+
+@click.command()
+@click.argument("zip_path", metavar="ZIP", type=click.Path(dir_okay=False))
+@click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
+@click.option("--metadata", "-m", default=None,
+              help=_METADATA_HELP + "  [default: frame counts only compared between cameras]")
+@click.option("--participant", "-p", "participants", type=int, multiple=True,
+              help="Expect only these participants' videos (repeatable), e.g. for a partial submission.  "
+                   "[default: all]")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the report as JSON to this file ('-' for stdout, instead of the table).")
+@click.option("--progress/--no-progress", default=True, help="Show videos checked, rate and ETA on stderr.")
+def validate(
+    zip_path: str, benchmark: str, metadata: str | None, participants: tuple[int, ...], json_out: str | None,
+    progress: bool,
+) -> None:
+    """Check a BENCHMARK submission ZIP offline, decoding every video; exit code 1 on any problem.
+
+    Checks: every expected video present, no extra files or foreign folders, no absolute/'..'
+    paths, no duplicates, each video decodes to the end with the metadata's frame count, at the
+    benchmark's resolution and fps, H.264 in yuv420p. A crf other than 14 is a warning.
+    """
+    check_selection([benchmark], participants)
+    from nersemble_zarr.submission.validate import format_report, validate_submission
+
+    report = validate_submission(
+        zip_path, benchmark, metadata=metadata, participants=participants or None, progress=progress
+    )
+    if json_out == "-":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(format_report(report))
+        if json_out:
+            with open(json_out, "w") as f:
+                json.dump(report.to_dict(), f, indent=2)
+    if not report.ok:
+        raise click.exceptions.Exit(1)

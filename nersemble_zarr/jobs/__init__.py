@@ -1,0 +1,1 @@
+"""Running work: the progress display, dask cluster watching (and the job runner)."""

@@ -1,0 +1,1079 @@
+"""Raw benchmark folder → sharded Zarr v3 store, as independent tasks on threads or a dask cluster.
+
+The driver (this process) plans the conversion, creates every shared array, hands out *units* —
+one per camera video, per sequence's point clouds, per tracking file, per calibration file — and
+is the only process that writes metadata afterwards: when a unit reports success it marks it
+complete in attrs (``complete_cameras`` of ``images``/``alpha``, ``complete`` of a group). Tasks
+write only whole shards of their own camera, or the arrays of the subgroup they own, so no two
+tasks ever write the same object; markers come last, so a process killed at any point leaves
+nothing that looks complete and a rerun redoes exactly the unmarked units.
+
+A video unit decodes its mp4 once, sequentially (never seeking), with ffmpeg running ahead in a
+prefetch thread while full shards (one camera × S timesteps) are compressed and written by a
+writer thread (:mod:`nersemble_zarr.storage.shards`: the array's own codecs, bytes identical to zarr's write).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import zarr
+
+from .. import __version__
+from ..core import benchmark as bm
+from ..core import schema
+from ..core.errors import NersembleZarrError, SelectionError
+from ..jobs.progress import ConvertProgress
+from ..storage.shards import supports_fast_shards, write_shard
+from ..storage.location import StoreLocation
+from ..storage.lock import StoreLock
+
+#: Test hook: the driver SIGKILLs itself after marking this many units complete (resume tests).
+KILL_AFTER_UNITS_ENV = "NERSEMBLE_ZARR_TEST_KILL_AFTER_UNITS"
+
+UnitKind = Literal["video", "pointclouds", "tracking", "calibration"]
+
+
+class ConvertError(NersembleZarrError):
+    """The conversion cannot start (missing raw folder, incompatible store). A selection that names
+    something the benchmark or the raw folder does not have is a :class:`~nersemble_zarr.core.errors.SelectionError`."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of work and the object it owns in the store.
+
+    ``kind="video"``: camera ``serial``'s ``asset`` (``"images"``/``"alpha_maps"``) mp4 → the
+    camera's shards of ``images``/``alpha``. ``"pointclouds"``: every ``.pcd`` of a sequence → its
+    ``pointclouds/`` group. ``"tracking"``: one npz → ``tracking_v<version>/``. ``"calibration"``:
+    ``camera_params.json`` → ``calibration/``.
+    """
+
+    kind: UnitKind
+    benchmark: str
+    participant: int
+    sequence: str | None = None
+    serial: str | None = None
+    asset: str | None = None
+    version: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Human label, e.g. ``nvs/388/GLASSES images cam_222200036``."""
+        base = f"{self.benchmark}/{bm.participant_dir(self.participant)}"
+        if self.kind == "calibration":
+            return f"{base} calibration"
+        seq = f"{base}/{self.sequence}"
+        if self.kind == "video":
+            return f"{seq} {self.asset} cam_{self.serial}"
+        if self.kind == "tracking":
+            return f"{seq} tracking v{self.version}"
+        return f"{seq} pointclouds"
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to run one unit (picklable; the worker opens its own store).
+
+    ``source``: absolute raw file (or the point-cloud folder); ``target``: array or group path in
+    the store; for video: ``camera_index`` into the array's camera axis, ``n_timesteps`` (from
+    metadata), ``shard_timesteps``, the sequence's frame size ``height`` × ``width`` and ``reference``,
+    the video that size was taken from (named when a video of another size is refused).
+    """
+
+    unit: Unit
+    store: StoreLocation
+    source: str
+    target: str
+    source_rel: str
+    camera_index: int = 0
+    n_timesteps: int = 0
+    shard_timesteps: int = schema.DEFAULT_SHARD_TIMESTEPS
+    height: int = 0
+    width: int = 0
+    reference: str = ""
+
+
+@dataclass
+class UnitResult:
+    """Outcome of a unit: ``status`` ``"done"`` | ``"skipped"`` (already complete) | ``"failed"`` |
+    ``"absent"`` (an optional asset — point clouds, one tracking version — the raw folder does not hold)."""
+
+    unit: Unit
+    status: Literal["done", "skipped", "failed", "absent"]
+    message: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ConvertReport:
+    """All unit outcomes of one convert run; ``ok`` when none failed."""
+
+    store: str
+    results: list[UnitResult] = field(default_factory=list)
+    seconds: float = 0.0
+    #: ``"nvs/422"``, ``"mono_flame_avatar/393/FREE"``: listed in metadata.json, absent from the raw folder
+    #: (not downloaded) and not explicitly selected, so not converted.
+    not_in_raw: list[str] = field(default_factory=list)
+
+    def _with(self, status: str) -> list[UnitResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def done(self) -> list[UnitResult]:
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list[UnitResult]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[UnitResult]:
+        return self._with("failed")
+
+    @property
+    def absent(self) -> list[UnitResult]:
+        return self._with("absent")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def frames(self) -> int:
+        """Frames (images and alpha maps) written in this run."""
+        return sum(r.frames for r in self.done)
+
+    def summary(self) -> str:
+        """A few lines for humans: counts, throughput, then one line per failed unit."""
+        rate = self.frames / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"{self.store}: {len(self.done)} units converted, {len(self.skipped)} already complete, "
+            f"{len(self.failed)} failed; {self.frames} frames in {self.seconds:.1f} s ({rate:.1f} frames/s)"
+        ]
+        if self.absent:
+            lines.append(
+                f"not in the raw folder (optional, not converted): {', '.join(r.unit.name for r in self.absent)}"
+            )
+        if self.not_in_raw:
+            lines.append(
+                f"listed in metadata.json but not in the raw folder (not downloaded, not converted): {', '.join(self.not_in_raw)}"
+            )
+        if self.failed:
+            lines.append("failed units (rerun the same command to retry them; complete units are kept):")
+            lines += [f"  {r.unit.name}: {r.message}" for r in self.failed]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks (run on worker threads or dask workers; never raise)
+# ---------------------------------------------------------------------------------------------
+
+
+def run_task(task: Task, on_frames: Callable[[int], None] | None = None) -> UnitResult:
+    """Run one unit; returns its :class:`UnitResult` (failures become ``status="failed"`` with a message)."""
+    from ..storage import codecs  # noqa: F401  dask workers decode/encode JPEG too
+
+    start = time.perf_counter()
+    try:
+        frames = _RUNNERS[task.unit.kind](task, on_frames or (lambda n: None))
+    except NersembleZarrError as e:
+        return UnitResult(task.unit, "failed", str(e), seconds=time.perf_counter() - start)
+    except Exception as e:  # noqa: BLE001  one broken unit must not stop the others
+        return UnitResult(
+            task.unit, "failed", f"{task.source}: {type(e).__name__}: {e}", seconds=time.perf_counter() - start
+        )
+    return UnitResult(task.unit, "done", frames=frames, seconds=time.perf_counter() - start)
+
+
+class _Prefetch:
+    """Iterate ``source`` in a background thread ``depth`` items ahead (ffmpeg keeps decoding
+    while the consumer compresses). The generator is closed in its own thread on exit."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[Any], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._source = source
+        self._thread = threading.Thread(target=self._pump, name="frame-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put((True, item)):
+                    return
+            self._put((True, self._END))
+        except BaseException as e:  # noqa: BLE001  re-raised in the consumer
+            self._put((False, e))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while True:
+                ok, item = self._queue.get()
+                if not ok:
+                    raise item
+                if item is self._END:
+                    return
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
+    from ..raw import RawFormatError, iter_frames, probe_video
+
+    alpha = task.unit.asset == "alpha_maps"
+    t_total = task.n_timesteps
+
+    def wrong_count() -> RawFormatError:
+        found = probe_video(task.source).n_frames  # only on this error path: the happy path decodes once
+        return RawFormatError(
+            task.source, f"expected {t_total} frames (metadata.json of {task.unit.benchmark}), found {found}"
+        )
+
+    # every chunk is written (no per-chunk "all fill value?" scan, ~30 ms per full-res frame), so
+    # a rewrite always replaces whole shards
+    arr = zarr.open_array(task.store.zarr_store(), path=task.target, mode="r+").with_config({"write_empty_chunks": True})
+    runs = schema.shard_runs(t_total, task.shard_timesteps)
+    frame_shape = (task.height, task.width) if alpha else (task.height, task.width, 3)
+    t = 0
+    r = 0
+    with _ShardWriter(arr, task.camera_index, on_frames, (runs[0][1] - runs[0][0], *frame_shape)) as writer:
+        buf = writer.buffer()
+        for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
+            if t >= t_total:
+                raise wrong_count()
+            if t == 0 and frame.shape != frame_shape:
+                raise RawFormatError(task.source, _size_mismatch((frame.shape[0], frame.shape[1]), task.reference, (task.height, task.width)))
+            t0, t1 = runs[r]
+            buf[t - t0] = frame
+            t += 1
+            if t == t1:
+                writer.submit(t0, t1, buf)  # one whole shard, compressed while decoding goes on
+                r += 1
+                buf = writer.buffer()
+    if t != t_total:
+        raise wrong_count()
+    return t_total
+
+
+class _ShardWriter:
+    """Writes whole shards ``arr[camera, t0:t1] = buffer[:t1 - t0]`` in a background thread while the
+    next shard is decoded: two shard buffers of ``buffer_shape`` (one filling, one being written),
+    reused. Errors surface on the next submit or on exit."""
+
+    def __init__(
+        self, arr: Any, camera_index: int, on_frames: Callable[[int], None], buffer_shape: tuple[int, ...]
+    ) -> None:
+        self._arr = arr
+        self._fast = supports_fast_shards(arr)
+        self._camera = camera_index
+        self._on_frames = on_frames
+        self._buffer_shape = buffer_shape
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="shard-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            if self._error is not None:
+                self._queue.task_done()
+                continue  # drain: the consumer learns of the error and stops
+            t0, t1, buf = item
+            try:
+                if self._fast:  # byte-identical to zarr's own write, without its per-chunk merge copies
+                    coords = (self._camera, t0 // self._arr.shards[1], *([0] * (buf.ndim - 1)))
+                    write_shard(self._arr, coords, buf[None, : t1 - t0])
+                else:
+                    self._arr[self._camera, t0:t1] = buf[: t1 - t0]
+                self._on_frames(t1 - t0)
+            except BaseException as e:  # noqa: BLE001  re-raised in the task
+                self._error = e
+            self._free.put(buf)
+            self._queue.task_done()
+
+    def buffer(self) -> np.ndarray:
+        """A shard buffer to fill (reused once written: no fresh pages per shard)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return np.empty(self._buffer_shape, np.uint8)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, t0: int, t1: int, buf: np.ndarray) -> None:
+        """Queue ``buf[:t1 - t0]`` as timesteps ``t0:t1``; ``buf`` must not be touched afterwards."""
+        self._queue.join()  # the previous shard is written: at most one shard in the writer
+        self._check()
+        self._queue.put((t0, t1, buf))
+
+    def __enter__(self) -> "_ShardWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None:
+            self._check()
+
+
+def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
+    from ..raw import RawFormatError, read_pcd
+
+    folder = Path(task.source)
+    u = task.unit
+    if not folder.is_dir():
+        raise RawFormatError(folder, "expected a folder of .pcd point clouds, found none")
+    clouds = pointcloud_files(folder, u.benchmark, u.participant, u.sequence or "")
+    if not clouds:
+        raise RawFormatError(folder, "expected frame_<timestep>.pcd point clouds, found no .pcd file")
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
+    chunk = schema.POINT_CHUNK
+    arrays: dict[str, Any] = {}
+    pending: dict[str, list[np.ndarray]] = {schema.POINTS: [], schema.COLORS: [], schema.NORMALS: []}
+    n_pending = 0
+    n_written = 0
+    offsets = [0]
+    has_normals: bool | None = None
+    total_bytes = 0
+
+    def flush(final: bool) -> None:
+        nonlocal n_pending, n_written
+        k = n_pending if final else (n_pending // chunk) * chunk
+        if k == 0:
+            return
+        for name, parts in pending.items():
+            if not parts:
+                continue
+            data = np.concatenate(parts)
+            arr = arrays[name]
+            arr.resize((n_written + k, 3))
+            arr[n_written:n_written + k] = data[:k]  # whole chunks (a partial one only at the very end)
+            pending[name] = [data[k:]] if len(data) > k else []
+        n_written += k
+        n_pending -= k
+
+    for _, path in clouds:
+        cloud = read_pcd(path)
+        total_bytes += path.stat().st_size
+        if has_normals is None:
+            has_normals = cloud.normals is not None
+            specs = [(schema.POINTS, "float32", ("point", "xyz")), (schema.COLORS, "uint8", ("point", "rgb"))]
+            if has_normals:
+                specs.append((schema.NORMALS, "float32", ("point", "xyz")))
+            for name, dtype, dims in specs:
+                arrays[name] = group.create_array(
+                    name, shape=(0, 3), dtype=dtype, chunks=(chunk, 3), dimension_names=dims,
+                    **schema.chunk_codecs(zarr.codecs.ZstdCodec(level=3)), attributes=schema.POINTCLOUD_ATTRS[name],
+                )
+        elif has_normals != (cloud.normals is not None):
+            raise RawFormatError(
+                path, f"expected {'normals' if has_normals else 'no normals'} like the sequence's first cloud, found "
+                f"{'normals' if cloud.normals is not None else 'none'}"
+            )
+        pending[schema.POINTS].append(np.asarray(cloud.points, np.float32))
+        pending[schema.COLORS].append(np.asarray(cloud.colors, np.uint8))
+        if has_normals:
+            pending[schema.NORMALS].append(np.asarray(cloud.normals, np.float32))
+        n_pending += len(cloud.points)
+        offsets.append(offsets[-1] + len(cloud.points))
+        flush(final=False)
+    flush(final=True)
+    group.create_array(
+        schema.OFFSETS, data=np.asarray(offsets, np.int64), dimension_names=(schema.CLOUD_OFFSET,), **schema.chunk_codecs(),
+        attributes=schema.POINTCLOUD_ATTRS[schema.OFFSETS],
+    )
+    group.create_array(
+        schema.CLOUD_TIMESTEP, data=np.asarray([t for t, _ in clouds], np.int64), dimension_names=(schema.CLOUD_TIMESTEP,), **schema.chunk_codecs(),
+        attributes=schema.POINTCLOUD_ATTRS[schema.CLOUD_TIMESTEP],
+    )
+    group.attrs.update({
+        "description": "point clouds in CSR layout: cloud i is points[offsets[i]:offsets[i+1]]",
+        "source": task.source_rel, "source_files": len(clouds), "source_bytes": total_bytes,
+        "has_normals": bool(has_normals),
+    })
+    return 0
+
+
+def _convert_tracking(task: Task, on_frames: Callable[[int], None]) -> int:
+    from ..raw import read_tracking
+
+    tracking = read_tracking(task.source)
+    version = int(task.unit.version or 0)
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
+    frames = np.asarray(tracking.frames)
+    if np.issubdtype(frames.dtype, np.floating) and np.all(frames == np.round(frames)):
+        frames = frames.astype(np.int64)
+    group.create_array(
+        schema.FRAME, data=frames.reshape(-1), dimension_names=(schema.FRAME,), **schema.chunk_codecs(),
+        attributes={"description": "timestep (video frame index) of each tracked frame", "source_dtype": str(np.asarray(tracking.frames).dtype)},
+    )
+    for name, (dims, dtype) in schema.TRACKING_VARIABLES.items():
+        value = np.asarray(getattr(tracking, name))
+        data = value.astype(dtype)
+        if name == "shape":
+            data = data.reshape(-1)
+        elif name == "scale":
+            data = data.reshape(())
+        group.create_array(
+            name, data=data, dimension_names=dims if dims else None, **schema.chunk_codecs(),
+            attributes={"source_shape": list(value.shape)},
+        )
+    group.attrs.update({
+        "description": f"FLAME 2023 tracking, version {version}",
+        "version": version, "current": version == schema.CURRENT_TRACKING_VERSION,
+        "source": task.source_rel, "source_bytes": os.path.getsize(task.source),
+    })
+    return 0
+
+
+def _convert_calibration(task: Task, on_frames: Callable[[int], None]) -> int:
+    from ..raw import RawFormatError, read_camera_params
+
+    params = read_camera_params(task.source)
+    bench = bm.get_benchmark(task.unit.benchmark)
+    serials = bm.SERIALS
+    for serial in serials:
+        for key, table in (("world_2_cam", params.world_2_cam), ("intrinsics", params.intrinsics)):
+            if serial not in table:
+                raise RawFormatError(task.source, f"expected {key} of all 16 cameras, camera {serial} is missing")
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
+    group.create_array(
+        schema.SERIAL, data=schema.string_array(serials), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
+        attributes=schema.CALIBRATION_ATTRS[schema.SERIAL],
+    )
+    group.create_array(
+        schema.WORLD_2_CAM, data=np.stack([np.asarray(params.world_2_cam[s], np.float64) for s in serials]),
+        dimension_names=schema.WORLD_2_CAM_DIMS, **schema.chunk_codecs(), attributes=schema.CALIBRATION_ATTRS[schema.WORLD_2_CAM],
+    )
+    group.create_array(
+        schema.INTRINSICS, data=np.stack([np.asarray(params.intrinsics[s], np.float64) for s in serials]),
+        dimension_names=schema.INTRINSICS_DIMS, **schema.chunk_codecs(), attributes=schema.CALIBRATION_ATTRS[schema.INTRINSICS],
+    )
+    group.create_array(
+        schema.SPLIT, data=schema.string_array([bench.split_of(s) for s in serials]), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
+        attributes=schema.CALIBRATION_ATTRS[schema.SPLIT],
+    )
+    group.attrs.update({"source": task.source_rel, "source_bytes": os.path.getsize(task.source)})
+    return 0
+
+
+_RUNNERS: dict[str, Callable[[Task, Callable[[int], None]], int]] = {
+    "video": _convert_video,
+    "pointclouds": _convert_pointclouds,
+    "tracking": _convert_tracking,
+    "calibration": _convert_calibration,
+}
+
+# ---------------------------------------------------------------------------------------------
+# Driver: plan (create shared arrays), run, mark complete
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    tasks: list[Task] = field(default_factory=list)
+    results: list[UnitResult] = field(default_factory=list)  # skipped / failed before running
+    not_in_raw: list[str] = field(default_factory=list)  # listed in metadata, not downloaded, not selected
+
+
+def select_benchmarks(raw_root: Path, benchmarks: Sequence[str] | str | None) -> list[str]:
+    """Benchmark names to work on: ``None``/``"all"`` = every benchmark folder present in ``raw_root``.
+
+    Raises :class:`SelectionError` for an unknown benchmark or a selected one whose folder is absent,
+    :class:`ConvertError` when ``raw_root`` holds no benchmark folder at all.
+    """
+    if benchmarks is None or benchmarks == "all" or (not isinstance(benchmarks, str) and "all" in benchmarks):
+        found = [b for b in bm.BENCHMARK_NAMES if (raw_root / b).is_dir()]
+        if not found:
+            raise ConvertError(
+                f"{raw_root}: expected a raw benchmark folder holding {' or '.join(bm.BENCHMARK_NAMES)}/, found neither"
+            )
+        return found
+    names = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
+    for name in names:
+        try:
+            bm.get_benchmark(name)
+        except bm.UnknownIdError as e:
+            raise SelectionError(str(e)) from None
+        if not (raw_root / name).is_dir():
+            present = [b for b in bm.BENCHMARK_NAMES if (raw_root / b).is_dir()]
+            raise SelectionError(
+                f"{raw_root / name}: benchmark folder not found (not downloaded?); "
+                f"present in {raw_root}: {', '.join(present) or 'none'}"
+            )
+    return names
+
+
+def select_participants(raw_root: Path, benchmark: str, wanted: Sequence[int] | None) -> list[int]:
+    """Participants of ``benchmark`` to work on, in benchmark order: those in ``wanted`` (all when
+    ``None``) whose folder is present in ``raw_root``. :func:`check_selection` has already refused a
+    wanted participant that is absent from every selected benchmark folder."""
+    b = bm.get_benchmark(benchmark)
+    want = {int(w) for w in wanted} if wanted else set(b.participants)
+    return [p for p in b.participants if p in want and (raw_root / benchmark / bm.participant_dir(p)).is_dir()]
+
+
+def pointcloud_files(folder: Path, benchmark: str, participant: int, sequence: str) -> list[tuple[int, Path]]:
+    """``[(timestep, path)]`` of the folder's point clouds, named as :func:`benchmark.pointcloud_path` says, by timestep."""
+    out = []
+    for p in folder.iterdir():
+        m = re.fullmatch(r"\D*(\d+)\.pcd", p.name)
+        if m and Path(bm.pointcloud_path(participant, sequence, int(m.group(1)))).name == p.name:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def _check_store_path(location: StoreLocation, raw_root: Path) -> None:
+    if not location.is_local:
+        return
+    path = Path(location.url)
+    if path.resolve() == raw_root.resolve() or raw_root.resolve() in path.resolve().parents:
+        raise ConvertError(f"{path}: the store must not be the raw folder {raw_root} or inside it")
+    if path.is_dir() and not (path / "zarr.json").exists() and any(path.iterdir()):
+        raise ConvertError(f"{path}: exists and is not a Zarr store (no zarr.json); give a new or an existing store path")
+
+
+def _create_root(location: StoreLocation, raw_root: Path) -> zarr.Group:
+    root = zarr.open_group(location.zarr_store(), mode="a", use_consolidated=False)
+    info = {"format_version": schema.FORMAT_VERSION, "created_by": f"nersemble-zarr {__version__}", "source": raw_root.name}
+    if root.attrs.get(schema.ROOT_ATTR) is None:
+        root.attrs[schema.ROOT_ATTR] = info
+    else:
+        found = root.attrs[schema.ROOT_ATTR].get("format_version")
+        if found != schema.FORMAT_VERSION:
+            raise ConvertError(
+                f"{location}: store format version {found}, this nersemble-zarr writes {schema.FORMAT_VERSION}; convert into a new store"
+            )
+    return root
+
+
+def _ensure_group(root: zarr.Group, path: str, attrs: dict[str, Any] | None = None) -> zarr.Group:
+    g = root.require_group(path)
+    if attrs and any(g.attrs.get(k) != v for k, v in attrs.items()):
+        g.update_attributes(attrs)
+    return g
+
+
+def _size_mismatch(found: tuple[int, int], reference: str, expected: tuple[int, int]) -> str:
+    """The message for a video whose frames (``found`` = height, width) differ from the sequence's."""
+    return (
+        f"frame size {found[1]}x{found[0]} (width x height) differs from {expected[1]}x{expected[0]} of {reference}: "
+        "every image and alpha video of a sequence must have one frame size; replace the odd video and rerun"
+    )
+
+
+def _probe_sizes(paths: list[Path]) -> dict[Path, tuple[int, int] | str]:
+    """``(height, width)`` of each video from its header, or the error message for one that cannot be probed."""
+    from ..raw import probe_frame_size
+
+    out: dict[Path, tuple[int, int] | str] = {}
+    for path in paths:
+        try:
+            out[path] = probe_frame_size(path)
+        except NersembleZarrError as e:
+            out[path] = str(e)
+    return out
+
+
+def _existing_array(group: zarr.Group, name: str) -> Any | None:
+    try:
+        node = group[name]
+    except KeyError:
+        return None
+    return node if isinstance(node, zarr.Array) else None
+
+
+@dataclass
+class _VideoAsset:
+    asset: str  # "images" | "alpha_maps"
+    name: str  # schema.IMAGES | schema.ALPHA
+    units: list[Unit]
+    paths: list[Path]
+    arr: Any | None  # the existing array that is kept (complete cameras stay), or None: (re)create
+
+
+def _plan_video(
+    plan: _Plan, root: zarr.Group, loc: StoreLocation, raw_root: Path, benchmark: str, participant: int,
+    sequence: str, n_timesteps: int, codec: schema.ImageCodec, shard_timesteps: int, overwrite: bool,
+) -> None:
+    """Plan the image and alpha videos of one sequence: one frame size for all of them.
+
+    The size is that of the kept arrays (their complete cameras were written with it) or, for new
+    arrays, the size most of the sequence's videos have (no such size, e.g. one image and one alpha
+    video of two sizes: every unit fails). A video of another size fails its unit naming both files
+    and both sizes; it is never stored, so it can never read as the others' size.
+    """
+    b = bm.get_benchmark(benchmark)
+    serials = b.train_serials
+    seq_path = schema.sequence_group(benchmark, participant, sequence)
+    seq = root[seq_path]
+    bench_dir = raw_root / benchmark
+    assets: list[_VideoAsset] = []
+    for asset, name in (("images", schema.IMAGES), ("alpha_maps", schema.ALPHA)):
+        units = [Unit("video", benchmark, participant, sequence, serial=s, asset=asset) for s in serials]
+        paths = [bench_dir / bm.video_path(participant, sequence, s, asset) for s in serials]
+        arr = None if overwrite else _existing_array(seq, name)
+        want_codec = codec if name == schema.IMAGES else schema.ImageCodec("lossless")
+        if arr is not None:
+            found = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {}))
+            if found != want_codec and name == schema.IMAGES:
+                msg = (
+                    f"the store holds {name} encoded as {found.kind}"
+                    f"{f' (quality {found.quality})' if found.kind == 'jpeg' else ''}, this run asks for {codec.kind}: "
+                    "rerun with the same --image-codec, or with --overwrite to re-encode"
+                )
+                plan.results += [UnitResult(u, "failed", msg) for u in units]
+                continue
+            if arr.shape[:2] != (len(serials), n_timesteps) or not arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR):
+                arr = None  # metadata changed, or nothing complete to keep: rebuild
+        assets.append(_VideoAsset(asset, name, units, paths, arr))
+    kept = [a for a in assets if a.arr is not None]
+    if len(kept) == 2 and kept[0].arr.shape[2:4] != kept[1].arr.shape[2:4]:
+        for a in kept:  # written from videos of two sizes (before sizes were checked): rebuild both
+            a.arr = None
+        kept = []
+
+    pending: list[tuple[_VideoAsset, int]] = []
+    for a in assets:
+        done = set(a.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if a.arr is not None else set()
+        for i, u in enumerate(a.units):
+            if u.serial in done:
+                plan.results.append(UnitResult(u, "skipped"))
+            else:
+                pending.append((a, i))
+    if not pending:
+        return
+    sizes = _probe_sizes([a.paths[i] for a, i in pending])
+    if kept:
+        k = kept[0]
+        size = (int(k.arr.shape[2]), int(k.arr.shape[3]))
+        done = set(k.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        reference = next((str(p) for u, p in zip(k.units, k.paths) if u.serial in done), f"{seq_path}/{k.name} in the store")
+    else:
+        probed = [sizes[a.paths[i]] for a, i in pending]
+        counts = Counter(sz for sz in probed if isinstance(sz, tuple))
+        if not counts:  # no video of the sequence can be read: every unit fails with its own reason
+            plan.results += [UnitResult(a.units[i], "failed", str(sizes[a.paths[i]])) for a, i in pending]
+            return
+        ranked = counts.most_common()
+        if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+            # no size most videos share (the mono benchmark's one image and one alpha video of two sizes):
+            # nothing says which is right, so every unit fails naming a video of the other size
+            first = {sz: next(a.paths[i] for a, i in pending if sizes[a.paths[i]] == sz) for sz, _ in ranked}
+            for a, i in pending:
+                found = sizes[a.paths[i]]
+                if isinstance(found, str):
+                    plan.results.append(UnitResult(a.units[i], "failed", found))
+                    continue
+                other = next(sz for sz, _ in ranked if sz != found)
+                plan.results.append(UnitResult(a.units[i], "failed", f"{a.paths[i]}: {_size_mismatch(found, str(first[other]), other)}"))
+            return
+        size = ranked[0][0]  # the size most of the sequence's videos have
+        reference = next(str(a.paths[i]) for a, i in pending if sizes[a.paths[i]] == size)
+    h, w = size
+    for a in assets:
+        if a.arr is not None:
+            continue
+        source = f"{benchmark}/{bm.sequence_dir(participant, sequence)}/{a.asset}/"
+        if a.name == schema.IMAGES:
+            kwargs = schema.images_array_kwargs(len(serials), n_timesteps, h, w, codec, shard_timesteps)
+            attrs = schema.image_attrs(codec, source)
+        else:
+            kwargs = schema.alpha_array_kwargs(len(serials), n_timesteps, h, w, shard_timesteps)
+            attrs = schema.alpha_attrs(source)
+        a.arr = seq.create_array(a.name, attributes=attrs, overwrite=True, **kwargs)
+        _drop_levels(seq)
+    for a, i in pending:
+        unit, path, found = a.units[i], a.paths[i], sizes[a.paths[i]]
+        if isinstance(found, str):
+            plan.results.append(UnitResult(unit, "failed", found))
+        elif found != size:
+            plan.results.append(UnitResult(unit, "failed", f"{path}: {_size_mismatch(found, reference, size)}"))
+        else:
+            s_len = a.arr.shards[1] if a.arr.shards else a.arr.chunks[1]
+            plan.tasks.append(Task(
+                unit, loc, str(path), f"{seq_path}/{a.name}", bm.video_path(participant, sequence, unit.serial, a.asset),
+                camera_index=i, n_timesteps=n_timesteps, shard_timesteps=s_len, height=h, width=w, reference=reference,
+            ))
+
+
+def _drop_levels(seq: zarr.Group) -> None:
+    """Delete the downscaled levels of a sequence whose full-resolution frames are being rewritten: they were
+    computed from the old frames (``nersemble-zarr downscale`` writes them again)."""
+    for name in list(seq.group_keys()):
+        if name.startswith("level_") and name[len("level_"):].isdigit():
+            del seq[name]
+
+
+def _write_coords(seq: zarr.Group, serials: Sequence[str], n_timesteps: int) -> None:
+    cam = _existing_array(seq, schema.CAMERA)
+    if cam is None or cam.shape != (len(serials),) or list(cam[:]) != list(serials):
+        seq.create_array(
+            schema.CAMERA, data=schema.string_array(serials), dimension_names=(schema.CAMERA,), overwrite=True, **schema.chunk_codecs(),
+            attributes={"description": "camera serial of each video"},
+        )
+    ts = _existing_array(seq, schema.TIMESTEP)
+    if ts is None or ts.shape != (n_timesteps,) or not np.array_equal(ts[:], np.arange(n_timesteps)):
+        seq.create_array(
+            schema.TIMESTEP, data=np.arange(n_timesteps, dtype=np.int64), dimension_names=(schema.TIMESTEP,), **schema.chunk_codecs(),
+            overwrite=True, attributes={"description": "video frame index"},
+        )
+
+
+def _group_task(
+    plan: _Plan, root: zarr.Group, loc: StoreLocation, unit: Unit, source: Path, source_rel: str, target: str,
+    overwrite: bool, present: bool = True,
+) -> None:
+    """Plan a unit that owns the group ``target``. ``present=False``: an optional asset that the raw
+    folder lacks (nothing to convert; a complete group from an earlier run is kept). A unit to run
+    gets its group now, marked ``complete: False``, so a unit that fails (or a killed run) leaves the
+    group visibly incomplete (``info``, ``verify``) instead of absent, which reads as "not downloaded"."""
+    try:
+        complete = bool(root[target].attrs.get(schema.COMPLETE_ATTR, False))
+    except KeyError:
+        complete = False
+    if complete and not overwrite:
+        plan.results.append(UnitResult(unit, "skipped"))
+    elif not present:
+        plan.results.append(UnitResult(unit, "absent", f"{source} not found"))
+    else:
+        if complete:  # --overwrite: unmark now, so nothing says complete while the task rewrites the group
+            root[target].update_attributes({schema.COMPLETE_ATTR: False})
+        else:  # the group exists, unmarked, before the task runs: a failed unit shows as incomplete
+            _ensure_group(root, target, {schema.COMPLETE_ATTR: False})
+        if unit.kind == "tracking":  # meshes evaluated from the old tracking: 'nersemble-zarr flame' redoes them
+            meshes = schema.flame_group(unit.benchmark, unit.participant, unit.sequence, unit.version)
+            if meshes in root and root[meshes].attrs.get(schema.COMPLETE_ATTR, False):
+                root[meshes].update_attributes({schema.COMPLETE_ATTR: False})
+        plan.tasks.append(Task(unit, loc, str(source), target, source_rel))
+
+
+def _plan_benchmark(
+    plan: _Plan, root: zarr.Group, loc: StoreLocation, raw_root: Path, benchmark: str,
+    participants: Sequence[int] | None, sequences: Sequence[str] | None, codec: schema.ImageCodec,
+    shard_timesteps: int, overwrite: bool,
+) -> None:
+    from ..raw import read_metadata
+
+    b = bm.get_benchmark(benchmark)
+    bench_dir = raw_root / benchmark
+    meta = read_metadata(bench_dir / bm.metadata_path(), benchmark)
+    _ensure_group(root, schema.benchmark_group(benchmark), {
+        schema.METADATA_ATTR: meta.raw, "fps": b.fps, "description": f"NeRSemble {benchmark} benchmark",
+    })
+    present = select_participants(raw_root, benchmark, participants)
+    if not participants:  # listed but not downloaded: reported; an explicit selection was checked before
+        plan.not_in_raw += [
+            f"{benchmark}/{bm.participant_dir(p)}" for p in meta.participants if p in b.participants and p not in present
+        ]
+    for p in present:
+        if not sequences:
+            plan.not_in_raw += [
+                f"{benchmark}/{bm.participant_dir(p)}/{s}" for (q, s) in sorted(meta.frame_counts)
+                if q == p and s in b.sequences[p] and not (bench_dir / bm.sequence_dir(p, s)).is_dir()
+            ]
+        _ensure_group(root, schema.participant_group(benchmark, p), {"participant": p})
+        calib = Unit("calibration", benchmark, p)
+        _group_task(
+            plan, root, loc, calib, bench_dir / bm.calibration_path(p), f"{benchmark}/{bm.calibration_path(p)}",
+            schema.calibration_group(benchmark, p), overwrite,
+        )
+        for s in b.sequences[p]:
+            if sequences and s not in sequences:
+                continue
+            if not sequences and not (bench_dir / bm.sequence_dir(p, s)).is_dir():
+                continue
+            is_test = s not in b.video_sequences(p)
+            n_timesteps = meta.frame_counts.get((p, s))
+            seq_path = schema.sequence_group(benchmark, p, s)
+            seq = _ensure_group(root, seq_path, {
+                "participant": p, "sequence": s, "benchmark": benchmark,
+                "split": "test" if is_test else "train", "has_video": not is_test,
+                "n_timesteps": n_timesteps, "fps": b.fps,
+            })
+            if not is_test:
+                if n_timesteps is None:
+                    msg = f"{bench_dir / bm.metadata_path()}: expected a frame count for {bm.participant_dir(p)}/{s}, found none"
+                    plan.results += [
+                        UnitResult(Unit("video", benchmark, p, s, serial=c, asset=a), "failed", msg)
+                        for a in ("images", "alpha_maps") for c in b.train_serials
+                    ]
+                else:
+                    _write_coords(seq, b.train_serials, n_timesteps)
+                    _plan_video(plan, root, loc, raw_root, benchmark, p, s, n_timesteps, codec, shard_timesteps, overwrite)
+            if b.has_pointclouds:
+                pc_dir = bench_dir / Path(bm.pointcloud_path(p, s, 0)).parent
+                _group_task(
+                    plan, root, loc, Unit("pointclouds", benchmark, p, s), pc_dir,
+                    f"{benchmark}/{pc_dir.relative_to(bench_dir).as_posix()}/", schema.pointclouds_group(benchmark, p, s),
+                    overwrite, present=pc_dir.is_dir() and any(pc_dir.glob("*.pcd")),
+                )
+            if b.has_tracking:
+                for v in sorted(bm.TRACKING_FILES):
+                    _group_task(
+                        plan, root, loc, Unit("tracking", benchmark, p, s, version=v),
+                        bench_dir / bm.tracking_path(p, s, v), f"{benchmark}/{bm.tracking_path(p, s, v)}",
+                        schema.tracking_group(benchmark, p, s, v), overwrite,
+                        present=(bench_dir / bm.tracking_path(p, s, v)).exists(),
+                    )
+
+
+def _mark_complete(root: zarr.Group, task: Task) -> None:
+    """Write the unit's completion marker (its data is already on the store)."""
+    if task.unit.kind == "video":
+        arr = zarr.open_array(root.store, path=task.target, mode="r+")
+        done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        done.add(task.unit.serial)
+        arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: sorted(done)})
+    else:
+        zarr.open_group(root.store, path=task.target, mode="r+").update_attributes({schema.COMPLETE_ATTR: True})
+
+
+def default_threads() -> int:
+    """Units run at once in threads mode: one per core, at most 4 (measured on 2 cores: two units at
+    once convert 1.05-1.2x faster than one; each unit also keeps ffmpeg decoding in its own process)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+_default_threads = default_threads
+
+
+def _run_tasks(
+    tasks: list[Task], on_result: Callable[[Task, UnitResult], None], progress: ConvertProgress,
+    workers: int | None, scheduler: Any,
+) -> None:
+    if not tasks:
+        return
+    if workers is None and scheduler is None:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        pool = ThreadPoolExecutor(max_workers=_default_threads(), thread_name_prefix="convert")
+        try:
+            futures = {pool.submit(run_task, t, progress.frames): t for t in tasks}
+            for fut in as_completed(futures):
+                on_result(futures[fut], fut.result())
+        finally:
+            # on Ctrl-C: units not started yet are dropped (a rerun does them), running ones finish
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from ..jobs.cluster import ALLOWED_FAILURES, as_completed_or_fail
+
+    cluster = None
+    if scheduler is None:
+        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            cluster = LocalCluster(
+                n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=40,
+                # no dashboard, and the scheduler's HTTP routes on a free port: with only
+                # dashboard_address=None they still bind 8787 and warn when another cluster holds it
+                scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
+            )
+        client = Client(cluster)
+    elif isinstance(scheduler, Client):
+        client = scheduler
+    else:
+        client = Client(scheduler)
+    try:
+        futures = client.map(run_task, tasks, pure=False, key=[f"convert-{i}-{t.unit.name}" for i, t in enumerate(tasks)])
+        by_key = {f.key: t for f, t in zip(futures, tasks)}
+        for fut in as_completed_or_fail(client, futures):  # raises when the cluster has no worker left
+            task = by_key[fut.key]
+            try:
+                result = fut.result()
+            except Exception as e:  # noqa: BLE001  a lost worker fails its unit, not the run
+                result = UnitResult(task.unit, "failed", f"{task.source}: dask task failed: {type(e).__name__}: {e}")
+            if result.status == "done":
+                progress.frames(result.frames)
+            on_result(task, result)
+    finally:
+        if client is not scheduler:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def convert_benchmark(
+    raw_root: str | os.PathLike,
+    store: str | os.PathLike,
+    *,
+    benchmarks: Sequence[str] | str | None = None,
+    participants: Sequence[int] | None = None,
+    sequences: Sequence[str] | None = None,
+    image_codec: schema.ImageCodecKind = "lossless",
+    jpeg_quality: int = 95,
+    workers: int | None = None,
+    scheduler: Any = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    shard_timesteps: int = schema.DEFAULT_SHARD_TIMESTEPS,
+    storage_options: dict[str, Any] | None = None,
+) -> ConvertReport:
+    """Convert a raw benchmark folder (official layout) into the Zarr store at ``store``.
+
+    ``benchmarks``: ``"nvs"``, ``"mono_flame_avatar"``, a list, or ``None``/``"all"`` (every
+    benchmark folder present). ``participants``/``sequences``: restrict to these (default: all
+    present on disk). ``image_codec``: ``"lossless"`` (bit-exact) or ``"jpeg"`` at ``jpeg_quality``;
+    alpha is always lossless. ``workers``: run on a local dask cluster of that many worker
+    processes; ``scheduler``: a ``tcp://`` address (or ``distributed.Client``) of an existing
+    cluster; neither: threads in this process. ``store`` is a local path or an fsspec URL
+    (``s3://…``, with ``storage_options``). Complete units are skipped unless ``overwrite``; frames
+    written anew drop the sequence's downscaled levels and tracking written anew unmarks its FLAME
+    meshes (both derived from the old data; ``downscale``/``flame`` redo them).
+
+    Inputs must agree: every image and alpha video of a sequence has one frame size (a video of
+    another size fails its unit, naming it, the video the size came from and both sizes; its camera
+    stays unmarked). Raw files that are not regular files (FIFO, device, a link to ``/dev/zero``) fail
+    their unit by name and are never opened for reading.
+
+    Missing participants: with ``participants=None``, those listed in ``metadata.json`` but absent
+    from the raw folder (a partial download) are skipped and listed in
+    :attr:`ConvertReport.not_in_raw` (and the summary); an explicitly selected participant or
+    sequence that is absent is a :class:`~nersemble_zarr.core.errors.SelectionError` (exit 2) before
+    anything is written, as is one the benchmark does not have.
+
+    Returns the :class:`ConvertReport`; raises :class:`ConvertError` when nothing can start and
+    :class:`~nersemble_zarr.storage.lock.StoreLockedError` when another convert holds the store.
+    """
+    start = time.perf_counter()
+    raw = Path(raw_root).expanduser()
+    if not raw.is_dir():
+        raise ConvertError(f"{raw}: raw benchmark folder not found")
+    if workers is not None and scheduler is not None:
+        raise ConvertError("give either workers (a local cluster) or scheduler (an existing one), not both")
+    if workers is not None and int(workers) < 1:
+        raise ConvertError(f"workers must be >= 1, not {workers}")
+    try:
+        codec = schema.ImageCodec(image_codec, int(jpeg_quality))
+    except ValueError as e:
+        raise ConvertError(str(e)) from None
+    names = select_benchmarks(raw, benchmarks)
+    check_selection(raw, names, participants, sequences)
+    loc = StoreLocation.parse(store, storage_options)
+    _check_store_path(loc, raw)
+    report = ConvertReport(store=str(store))
+    with StoreLock(loc) as lock:
+        root = _create_root(loc, raw)
+        plan = _Plan()
+        for name in names:
+            _plan_benchmark(plan, root, loc, raw, name, participants, sequences, codec, shard_timesteps, overwrite)
+        report.results.extend(plan.results)
+        report.not_in_raw = plan.not_in_raw
+        if plan.tasks:  # readers use the consolidated copy: it must not keep markers planning just reset
+            consolidate(loc)
+        # big videos first, so the small units fill the gaps at the end
+        tasks = sorted(plan.tasks, key=lambda t: (t.unit.kind != "video", -t.n_timesteps))
+        total_frames = sum(t.n_timesteps for t in tasks if t.unit.kind == "video")
+        bar = ConvertProgress(len(tasks), total_frames, enabled=progress)
+        kill_after = int(os.environ.get(KILL_AFTER_UNITS_ENV, "0") or 0)
+        marked = 0
+
+        def on_result(task: Task, result: UnitResult) -> None:
+            nonlocal marked
+            lock.check()  # a writer that lost its store lock stops here, before marking anything
+            if result.status == "done":
+                _mark_complete(root, task)
+                marked += 1
+                if kill_after and marked >= kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            report.results.append(result)
+            bar.unit_done()
+
+        try:
+            _run_tasks(tasks, on_result, bar, workers, scheduler)
+        finally:
+            bar.close()
+        consolidate(loc)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def consolidate(location: StoreLocation) -> None:
+    """Write the store's consolidated metadata (one read opens the whole tree)."""
+    with warnings.catch_warnings():
+        # consolidated metadata is not in the v3 spec yet; zarr-python and xarray read it
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(location.zarr_store())
+
+
+def check_selection(
+    raw_root: Path, names: list[str], participants: Sequence[int] | None, sequences: Sequence[str] | None
+) -> None:
+    """Refuse a selection naming what the benchmarks or the raw folder do not have.
+
+    Every selected participant must belong to one of the benchmarks ``names`` and have its folder in
+    ``raw_root``; every selected sequence must exist in one of them and be present in the raw folder
+    for at least one selected participant. Raises :class:`SelectionError` naming what was asked for
+    and the valid (present) choices.
+    """
+    benches = [bm.get_benchmark(n) for n in names]
+    for p in participants or ():
+        try:
+            p = int(p)
+        except (TypeError, ValueError):
+            raise SelectionError(f"participant {p!r}: expected an integer id") from None
+        homes = [b for b in benches if p in b.participants]
+        if not homes:
+            raise SelectionError(
+                f"participant {p} is not in {' or '.join(names)}: expected one of "
+                f"{', '.join(str(x) for b in benches for x in b.participants)}"
+            )
+        if not any((raw_root / b.name / bm.participant_dir(p)).is_dir() for b in homes):
+            present = [f"{b.name}/{bm.participant_dir(x)}" for b in benches for x in select_participants(raw_root, b.name, None)]
+            raise SelectionError(
+                f"participant {p} is not in the raw folder: {raw_root / homes[0].name / bm.participant_dir(p)} not found "
+                f"(download it first); present: {', '.join(present) or 'none'}"
+            )
+    for s in sequences or ():
+        if not any(s in seqs for b in benches for seqs in b.sequences.values()):
+            raise SelectionError(f"sequence {s!r} is in no selected benchmark ({', '.join(names)})")
+        on_disk = {
+            f"{bm.participant_dir(p)}/{q}" for b in benches for p in select_participants(raw_root, b.name, participants)
+            for q in b.sequences[p] if (raw_root / b.name / bm.sequence_dir(p, q)).is_dir()
+        }
+        if not any(key.endswith(f"/{s}") for key in on_disk):
+            who = f"participant(s) {', '.join(str(int(p)) for p in participants)}" if participants else "any participant"
+            raise SelectionError(
+                f"sequence {s!r} is not in the raw folder {raw_root} for {who}; present: {', '.join(sorted(on_disk)) or 'none'}"
+            )

@@ -1,0 +1,1 @@
+"""Benchmark submissions: the streaming writer (videos, meshes, zip) and the validator."""
