@@ -79,6 +79,12 @@ class FrameProgress:
             with self._lock:
                 self._bar.update(n)
 
+    def set_postfix(self, text: str) -> None:
+        """Show ``text`` after the counts and rate (e.g. ``units 3/5``)."""
+        if self._bar is not None:
+            with self._lock:
+                self._bar.set_postfix_str(text, refresh=True)
+
     def close(self) -> None:
         """Finish the bar (leaves the last line on screen)."""
         if self._bar is not None:
