@@ -166,7 +166,7 @@ def derived_store(converted_store: Path, flame_model_path: Path, tmp_path_factor
     """The converted store plus a level 1/2 of one mono sequence and FLAME meshes (v2). Read-only."""
     pytest.importorskip("torch")  # FLAME meshes; the Python 3.12 CI job (.ci/py312) runs without torch
     from nersemble_zarr.pipelines.downscale import downscale_store
-    from nersemble_zarr.flame.provider import write_flame_to_store
+    from nersemble_zarr.pipelines.flame import write_flame_to_store
 
     store = tmp_path_factory.mktemp("derived") / "derived.zarr"
     shutil.copytree(converted_store, store)
@@ -227,7 +227,7 @@ def test_level_marked_complete_without_intrinsics_is_a_lying_marker_repaired_by_
 def test_damaged_flame_vertices_are_unmarked_and_rewritten_by_flame(
     derived_store: Path, flame_model_path: Path, tmp_path: Path
 ):
-    from nersemble_zarr.flame.provider import write_flame_to_store
+    from nersemble_zarr.pipelines.flame import write_flame_to_store
 
     vertices = f"{schema.flame_group(bm.MONO, 393, 'FREE', 2)}/vertices"
     store = tmp_path / "d.zarr"

@@ -16,7 +16,8 @@ from nersemble_zarr.core import benchmark as bm
 from nersemble_zarr import open_sequence, open_store
 from nersemble_zarr.core import schema
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.pipelines.downscale import area_average, downscale_store, level_factor, scale_intrinsics
+from nersemble_zarr.imaging import area_average, level_factor, scale_intrinsics
+from nersemble_zarr.pipelines.downscale import downscale_store
 from nersemble_zarr.read.store import StoreReadError, list_participants, list_sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")  # zarr: not in the v3 spec yet

@@ -332,7 +332,7 @@ def test_a_failure_at_each_preparation_step_then_a_rerun_gives_the_clean_level(
     assert_level_equals_clean(store, mono_case, f"{when} {step}")
 
 
-@pytest.mark.parametrize("marker", ["_mark_camera_complete", "_mark_level_complete", "_consolidate", "_shard_task"])
+@pytest.mark.parametrize("marker", ["_mark_camera_complete", "_mark_level_complete", "consolidate", "_shard_task"])
 def test_a_failure_at_each_marker_write_then_a_rerun_gives_the_clean_level(
     nvs_case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: str
 ) -> None:

@@ -18,7 +18,8 @@ from nersemble_zarr import FlameModel, FlameProvider  # noqa: F401
 from nersemble_zarr.core import schema  # noqa: F401
 from nersemble_zarr.core.benchmark import MONO, NVS
 from nersemble_zarr.cli.main import cli
-from nersemble_zarr.flame.provider import faces_array_path, flame_group, flame_vertices, write_flame_to_store
+from nersemble_zarr.flame.provider import faces_array_path, flame_group, flame_vertices
+from nersemble_zarr.pipelines.flame import write_flame_to_store
 from nersemble_zarr.raw.tracking import FlameTracking
 from nersemble_zarr.testing.flame_model import synthetic_flame_tracking
 

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nersemble_zarr.core import benchmark as bm
-from nersemble_zarr.pipelines.downscale import scale_intrinsics
+from nersemble_zarr.imaging import scale_intrinsics
 from nersemble_zarr.raw import iter_frames, read_camera_params
 from nersemble_zarr.read.store import list_participants
 from nersemble_zarr.read.torch_dataset import FrameDataset, FrameDatasetError

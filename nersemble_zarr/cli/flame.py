@@ -36,7 +36,7 @@ def flame(
     <benchmark>/flame_faces (face, corner) int32. Resumable: sequences already evaluated with the same
     model file are skipped, unfinished ones are redone.
     """
-    from nersemble_zarr.flame.provider import write_flame_to_store
+    from nersemble_zarr.pipelines.flame import write_flame_to_store
     from nersemble_zarr.flame.model import FlameModel
 
     if workers is not None and scheduler is not None:

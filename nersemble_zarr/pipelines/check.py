@@ -41,7 +41,6 @@ import os
 import re
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -55,6 +54,7 @@ from ..core.benchmark import BENCHMARK_NAMES
 from ..core.errors import NersembleZarrError, SelectionError
 from ..storage.leftovers import LEFTOVER_PATTERN
 from ..storage.location import StoreLocation
+from ..storage.markers import consolidate
 
 #: Problem kinds, in the order the table lists them.
 KINDS = (
@@ -920,9 +920,7 @@ def _apply_repair(loc: StoreLocation, objects: _Objects, checker: _Checker, acti
                                                                   if c in cameras]})
             done.append(f"dropped unknown cameras from {path}")
     if "" in checker.docs:
-        with warnings.catch_warnings():  # consolidated metadata is part of our store schema (DESIGN §2)
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(zstore)
+        consolidate(zstore)
         done.append("re-consolidated metadata")
     return done
 

@@ -21,7 +21,6 @@ import re
 import signal
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +35,10 @@ from ..core import benchmark as bm
 from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
 from ..jobs.progress import ConvertProgress
-from ..storage.shards import supports_fast_shards, write_shard
 from ..storage.location import StoreLocation
 from ..storage.lock import StoreLock
+from ..storage.markers import consolidate
+from ..storage.shards import supports_fast_shards, write_shard
 
 #: Test hook: the driver SIGKILLs itself after marking this many units complete (resume tests).
 KILL_AFTER_UNITS_ENV = "NERSEMBLE_ZARR_TEST_KILL_AFTER_UNITS"
@@ -1027,14 +1027,6 @@ def convert_benchmark(
         consolidate(loc)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def consolidate(location: StoreLocation) -> None:
-    """Write the store's consolidated metadata (one read opens the whole tree)."""
-    with warnings.catch_warnings():
-        # consolidated metadata is not in the v3 spec yet; zarr-python and xarray read it
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(location.zarr_store())
 
 
 def check_selection(

@@ -28,7 +28,7 @@ import zarr
 
 from ..core import schema
 from ..core.benchmark import MONO, NVS, check_participant, participant_dir
-from ..pipelines.downscale import area_average
+from ..imaging import area_average
 from ..core.errors import NersembleZarrError
 from ..storage.integrity import check_arrays, guarded, open_root, read
 from .store import StoreLike, StoreReadError, _sequences_in, as_zarr_store, check_every_nth, check_timestep, complete_serials, level_of

@@ -31,7 +31,7 @@ from zarr.abc.store import Store
 from ..storage import codecs as _codecs  # noqa: F401  (registers the JPEG codec for stores that use it)
 from ..core import schema
 from ..core.benchmark import get_benchmark, participant_dir
-from ..pipelines.downscale import area_average, level_factor, scale_intrinsics
+from ..imaging import area_average, level_factor, scale_intrinsics
 from ..core.errors import NersembleZarrError, SelectionError
 from ..storage.integrity import check_arrays, check_root, guard_dataset, guard_store, reading, store_name
 from ..storage.location import StoreLocation

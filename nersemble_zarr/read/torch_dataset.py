@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from ..core import schema
 from ..core.benchmark import check_participant, get_benchmark, participant_dir
-from ..pipelines.downscale import area_average, scale_intrinsics
+from ..imaging import area_average, scale_intrinsics
 from ..core.errors import NersembleZarrError, SelectionError
 from ..storage.integrity import check_arrays, guarded, read
 from .store import StoreLike, _check_timesteps, _sequences_in, check_every_nth, complete_serials, level_of, open_root
