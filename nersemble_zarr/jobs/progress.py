@@ -4,59 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-
-
-class ConvertProgress:
-    """Thread-safe progress counter drawn with tqdm on stderr (or silent when ``enabled=False``).
-
-    ``total_frames``: frames of all video units to convert; ``total_units``: units to run.
-    ``frames(n)`` may be called from worker threads; ``unit_done()`` from the driver.
-    """
-
-    def __init__(self, total_units: int, total_frames: int, *, enabled: bool = True) -> None:
-        self.total_units = total_units
-        self.total_frames = total_frames
-        self.units_done = 0
-        self.frames_done = 0
-        self.started = time.perf_counter()
-        self._lock = threading.Lock()
-        self._bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total_frames, unit="frame", desc="converting", file=sys.stderr, dynamic_ncols=True,
-                smoothing=0.1, postfix=self._postfix(),
-            )
-
-    def _postfix(self) -> str:
-        return f"units {self.units_done}/{self.total_units}"
-
-    def frames(self, n: int) -> None:
-        """``n`` more frames are written."""
-        with self._lock:
-            self.frames_done += n
-            if self._bar is not None:
-                self._bar.update(n)
-
-    def unit_done(self) -> None:
-        """One more unit finished (done or failed)."""
-        with self._lock:
-            self.units_done += 1
-            if self._bar is not None:
-                self._bar.set_postfix_str(self._postfix(), refresh=True)
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since start."""
-        return time.perf_counter() - self.started
-
-    def close(self) -> None:
-        """Finish the bar (leaves the last line on screen)."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 class FrameProgress:

@@ -34,7 +34,7 @@ from .. import __version__
 from ..core import benchmark as bm
 from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
-from ..jobs.progress import ConvertProgress
+from ..jobs.runner import JobOutcome, run_jobs
 from ..storage.location import StoreLocation
 from ..storage.lock import StoreLock
 from ..storage.markers import consolidate
@@ -867,71 +867,20 @@ def _mark_complete(root: zarr.Group, task: Task) -> None:
         zarr.open_group(root.store, path=task.target, mode="r+").update_attributes({schema.COMPLETE_ATTR: True})
 
 
+def _video_frames(task: Task) -> int:
+    """Frames a unit adds to the progress display: a video unit's timesteps (other units count 0)."""
+    return task.n_timesteps if task.unit.kind == "video" else 0
+
+
+def _frames_written(result: UnitResult) -> int:
+    """Frames a finished unit counts: its video frames when done, 0 when it failed."""
+    return result.frames if result.status == "done" and result.unit.kind == "video" else 0
+
+
 def default_threads() -> int:
     """Units run at once in threads mode: one per core, at most 4 (measured on 2 cores: two units at
     once convert 1.05-1.2x faster than one; each unit also keeps ffmpeg decoding in its own process)."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-_default_threads = default_threads
-
-
-def _run_tasks(
-    tasks: list[Task], on_result: Callable[[Task, UnitResult], None], progress: ConvertProgress,
-    workers: int | None, scheduler: Any,
-) -> None:
-    if not tasks:
-        return
-    if workers is None and scheduler is None:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        pool = ThreadPoolExecutor(max_workers=_default_threads(), thread_name_prefix="convert")
-        try:
-            futures = {pool.submit(run_task, t, progress.frames): t for t in tasks}
-            for fut in as_completed(futures):
-                on_result(futures[fut], fut.result())
-        finally:
-            # on Ctrl-C: units not started yet are dropped (a rerun does them), running ones finish
-            pool.shutdown(wait=True, cancel_futures=True)
-        return
-
-    import dask
-    from distributed import Client, LocalCluster
-
-    from ..jobs.cluster import ALLOWED_FAILURES, as_completed_or_fail
-
-    cluster = None
-    if scheduler is None:
-        with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
-            cluster = LocalCluster(
-                n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=None,
-                silence_logs=40,
-                # no dashboard, and the scheduler's HTTP routes on a free port: with only
-                # dashboard_address=None they still bind 8787 and warn when another cluster holds it
-                scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
-            )
-        client = Client(cluster)
-    elif isinstance(scheduler, Client):
-        client = scheduler
-    else:
-        client = Client(scheduler)
-    try:
-        futures = client.map(run_task, tasks, pure=False, key=[f"convert-{i}-{t.unit.name}" for i, t in enumerate(tasks)])
-        by_key = {f.key: t for f, t in zip(futures, tasks)}
-        for fut in as_completed_or_fail(client, futures):  # raises when the cluster has no worker left
-            task = by_key[fut.key]
-            try:
-                result = fut.result()
-            except Exception as e:  # noqa: BLE001  a lost worker fails its unit, not the run
-                result = UnitResult(task.unit, "failed", f"{task.source}: dask task failed: {type(e).__name__}: {e}")
-            if result.status == "done":
-                progress.frames(result.frames)
-            on_result(task, result)
-    finally:
-        if client is not scheduler:
-            client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def convert_benchmark(
@@ -1004,13 +953,15 @@ def convert_benchmark(
             consolidate(loc)
         # big videos first, so the small units fill the gaps at the end
         tasks = sorted(plan.tasks, key=lambda t: (t.unit.kind != "video", -t.n_timesteps))
-        total_frames = sum(t.n_timesteps for t in tasks if t.unit.kind == "video")
-        bar = ConvertProgress(len(tasks), total_frames, enabled=progress)
         kill_after = int(os.environ.get(KILL_AFTER_UNITS_ENV, "0") or 0)
         marked = 0
 
-        def on_result(task: Task, result: UnitResult) -> None:
+        def on_result(outcome: JobOutcome[Task, UnitResult]) -> None:
             nonlocal marked
+            task = outcome.job
+            # run_task never raises: a failed job is a unit whose worker died (or a job that never ran)
+            result = outcome.result if outcome.ok else UnitResult(
+                task.unit, "failed", f"{task.source}: dask task failed: {outcome.error}")
             lock.check()  # a writer that lost its store lock stops here, before marking anything
             if result.status == "done":
                 _mark_complete(root, task)
@@ -1018,12 +969,13 @@ def convert_benchmark(
                 if kill_after and marked >= kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
             report.results.append(result)
-            bar.unit_done()
 
-        try:
-            _run_tasks(tasks, on_result, bar, workers, scheduler)
-        finally:
-            bar.close()
+        # threads: at most 4 units at once (default_threads); run_task(task, advance) counts frames as written
+        run_jobs(
+            tasks, run_task, workers=workers, scheduler=scheduler, threads=default_threads(), on_result=on_result,
+            progress=progress, desc="converting", frames_of=_video_frames, frames_done=_frames_written,
+            jobs_label="units", live_progress=True, name="convert",
+        )
         consolidate(loc)
     report.seconds = time.perf_counter() - start
     return report
