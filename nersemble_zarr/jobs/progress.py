@@ -18,13 +18,23 @@ class FrameProgress:
         if enabled and total:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
+            # unit "B": sizes and rates as KiB, MiB, ... (1024-based)
+            scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
+            self._bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, **scale)
 
     def update(self, n: int) -> None:
         """``n`` more units are done."""
         if self._bar is not None:
             with self._lock:
                 self._bar.update(n)
+
+    def add_total(self, n: int) -> None:
+        """``n`` more units to do than the total said so far (work whose size is learnt on the way: bytes of a
+        download whose sizes arrive with the answers)."""
+        if self._bar is not None and n:
+            with self._lock:
+                self._bar.total += n
+                self._bar.refresh()
 
     def set_postfix(self, text: str) -> None:
         """Show ``text`` after the counts and rate (e.g. ``units 3/5``)."""
