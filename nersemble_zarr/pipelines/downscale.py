@@ -24,6 +24,7 @@ store at a time (the store lock enforces it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -38,6 +39,7 @@ from ..core import schema
 from ..core.benchmark import BENCHMARK_NAMES, get_benchmark
 from ..core.errors import NersembleZarrError, SelectionError
 from ..imaging import area_average, level_shape, scale_intrinsics
+from ..jobs.runner import JobOutcome, available_cores, run_jobs
 from ..storage.markers import consolidate
 
 METHOD = (
@@ -83,12 +85,14 @@ class _Unit:
     t0: int
     t1: int
     factor: int
+    seq_path: str  # the full-resolution sequence group the shard is read from
 
 
-def _shard_task(zstore: Any, seq_path: str, unit: _Unit) -> int:
+def _shard_task(zstore: Any, unit: _Unit) -> int:
+    """Read one stored shard, area-average it and write the level's shard whole; returns its timesteps."""
     import zarr
 
-    src = zarr.open_array(zstore, path=f"{seq_path}/{unit.array}", mode="r", zarr_format=3)
+    src = zarr.open_array(zstore, path=f"{unit.seq_path}/{unit.array}", mode="r", zarr_format=3)
     dst = zarr.open_array(zstore, path=f"{unit.level_path}/{unit.array}", mode="r+", zarr_format=3).with_config(schema.WRITE_CONFIG)
     block = src[unit.camera : unit.camera + 1, unit.t0 : unit.t1]
     dst[unit.camera : unit.camera + 1, unit.t0 : unit.t1] = area_average(block, unit.factor, axes=(2, 3))
@@ -175,7 +179,7 @@ def _plan_level(root: Any, b: str, p: int, s: str, factor: int) -> _LevelPlan:
     _, n_t, height, width, _ = src_img.shape
     h, w = level_shape(height, width, factor)
     if h < 1 or w < 1:
-        raise DownscaleError(f"{seq_path}: frames of {height}x{width} cannot be downscaled by {factor}")
+        raise DownscaleError(f"{seq_path}: frames of {width}x{height} (width x height) cannot be downscaled by {factor}")
     cameras = tuple(str(c) for c in seq[schema.CAMERA][:])
     calib_path = schema.calibration_group(b, p)
     calib = root[calib_path]
@@ -499,17 +503,24 @@ def downscale_store(
     benchmarks: Sequence[str] | None = None,
     participants: Iterable[int] | None = None,
     sequences: Iterable[str] | None = None,
-    scheduler: str = "threads",
-    num_workers: int | None = None,
+    workers: int | None = None,
+    scheduler: Any = None,
+    threads: int | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | bool = True,
+    num_workers: int | None = None,
 ) -> DownscaleReport:
     """Write level ``f`` for every factor in ``factors`` of every converted sequence with video.
 
     Each task reads one stored shard (one camera × up to S frames) of ``images`` or ``alpha``,
-    area-averages it and writes the level's shard whole; tasks run on dask's local ``scheduler``
-    (``"threads"``, ``"processes"`` or ``"synchronous"``) with ``num_workers``. ``progress``: True for a
-    tqdm bar, or a callback ``(done, total)`` in frames.
+    area-averages it and writes the level's shard whole; tasks run through :func:`~nersemble_zarr.jobs.runner.run_jobs`:
+    ``threads`` threads here (default one per core; ``threads=1``: one task at a time in this thread), or
+    ``workers`` local worker processes, or the existing dask cluster at ``scheduler`` (``tcp://`` address;
+    its workers must reach the store). The first failed task stops the run (its error is raised; a rerun
+    resumes). ``progress``: True for a bar on stderr, or a callback ``(done, total)`` in frames.
+    ``num_workers`` and ``scheduler="threads"|"processes"|"synchronous"`` are the arguments of before the
+    job runner, still accepted while the CLI moves over: they mean ``threads=num_workers``,
+    ``workers=num_workers`` and ``threads=1``.
 
     Resume: a level is prepared (group, arrays, intrinsics, then its attrs) in full or not at all: a level
     whose group attrs, intrinsics or arrays are missing or wrong is deleted and prepared again, even if it is
@@ -529,6 +540,7 @@ def downscale_store(
         if int(f) != f or f < 2:
             raise DownscaleError(f"--factor must be an integer >= 2 (2 = half resolution), not {f!r}")
     factors = sorted({int(f) for f in factors})
+    workers, scheduler, threads = _legacy_parallelism(workers, scheduler, threads, num_workers)
     check_lock: Callable[[], None] = lambda: None
     with contextlib.ExitStack() as stack:
         if isinstance(store, Store):
@@ -541,28 +553,38 @@ def downscale_store(
             zstore = _writable_store(location)
             # one writer at a time: a convert or another downscale of the same store is refused
             check_lock = stack.enter_context(StoreLock(location, operation="downscale")).check
-        report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, scheduler, num_workers,
+        report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, workers, scheduler, threads,
                                    progress, store, check_lock)
     return report
 
 
+def _legacy_parallelism(workers: int | None, scheduler: Any, threads: int | None,
+                        num_workers: int | None) -> tuple[int | None, Any, int | None]:
+    """Map the arguments of before the job runner (dask's local scheduler names, ``num_workers``) to
+    ``(workers, scheduler, threads)``; anything else is passed on as given."""
+    if scheduler == "threads":
+        return workers, None, threads or num_workers
+    if scheduler == "synchronous":
+        return workers, None, 1
+    if scheduler == "processes":
+        return workers or num_workers or available_cores(), None, threads
+    if num_workers is not None and threads is None and workers is None and scheduler is None:
+        return None, None, num_workers
+    return workers, scheduler, threads
+
+
 def _downscale_locked(
     zstore: Any, factors: list[int], benchmarks: Sequence[str] | None, participants: Iterable[int] | None,
-    sequences: Iterable[str] | None, scheduler: str, num_workers: int | None,
+    sequences: Iterable[str] | None, workers: int | None, scheduler: Any, threads: int | None,
     progress: Callable[[int, int], None] | bool, store: Any, check_lock: Callable[[], None] = lambda: None,
 ) -> DownscaleReport:
     """``check_lock`` raises when this writer lost the store lock: called before every marker is written."""
     import zarr
-    from dask.base import get_scheduler
-    from dask.callbacks import Callback
 
     try:
         root = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise DownscaleError(f"{store} is not a Zarr v3 store written by 'nersemble-zarr convert'") from None
-    get = get_scheduler(scheduler=scheduler)
-    if get is None:
-        raise DownscaleError(f"unknown scheduler {scheduler!r}: use threads, processes or synchronous")
     report = DownscaleReport()
     found = _select_sequences(root, store, benchmarks, participants, sequences)
 
@@ -609,45 +631,29 @@ def _downscale_locked(
                     continue
                 for t0, t1 in runs:
                     for name in (schema.IMAGES, schema.ALPHA):
-                        units.append(_Unit(plan.path, name, c, t0, t1, f))
+                        units.append(_Unit(plan.path, name, c, t0, t1, f, seq_path))
                         pending[(plan.path, c)] = pending.get((plan.path, c), 0) + 1
 
-    total_frames = sum(u.t1 - u.t0 for u in units if u.array == schema.IMAGES)
-    bar = None
-    if progress is True and units:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total_frames, unit="frame", desc="downscale", smoothing=0.1)
-    token = f"downscale-{os.getpid()}-{time.monotonic_ns()}"
-    graph = {
-        (token, i): (_shard_task, zstore, levels[u.level_path][1].seq_path, u)
-        for i, u in enumerate(units)
-    }
     state = {"frames": 0}
 
-    def _posttask(key: Any, result: Any, dsk: Any, state_: Any, worker_id: Any) -> None:
-        u = units[key[1]]
+    def on_result(outcome: JobOutcome[_Unit, int]) -> None:
+        if not outcome.ok:  # the first failure stops the run: queued shards are dropped, a rerun resumes
+            raise outcome.exception if outcome.exception is not None else DownscaleError(str(outcome.error))
+        u = outcome.job
         pending[(u.level_path, u.camera)] -= 1
         if pending[(u.level_path, u.camera)] == 0:
             seq, plan = levels[u.level_path]
             check_lock()
             _mark_camera_complete(seq, plan, plan.cameras[u.camera])
         if u.array == schema.IMAGES:
-            state["frames"] += result
-            if bar is not None:
-                bar.update(result)
-            elif callable(progress):
-                progress(state["frames"], total_frames)
+            state["frames"] += outcome.result
 
     start = time.perf_counter()
-    try:
-        if graph:
-            kwargs = {"num_workers": num_workers} if num_workers and scheduler != "synchronous" else {}
-            with Callback(posttask=_posttask):
-                get(graph, list(graph), **kwargs)
-    finally:
-        if bar is not None:
-            bar.close()
+    run_jobs(
+        units, functools.partial(_shard_task, zstore), workers=workers, scheduler=scheduler, threads=threads,
+        on_result=on_result, progress=progress, desc="downscale",
+        frames_of=lambda u: u.t1 - u.t0 if u.array == schema.IMAGES else 0, name="downscale",
+    )
     for level_path, (seq, plan) in levels.items():
         check_lock()
         if _mark_level_complete(seq, plan):
