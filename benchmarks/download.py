@@ -56,7 +56,7 @@ def naive(url: str, rels: list[str], dest: Path) -> None:
 
 
 def ours(url: str, rels: list[str], dest: Path, workers: int) -> None:
-    with Downloader(url, dest, workers=workers, progress=False) as d:
+    with Downloader(url, dest, workers=workers) as d:
         report = d.fetch(rels)
     assert report.ok and len(report.downloaded) == len(rels), report.failed
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,10 @@ import pytest
 
 from nersemble_zarr.pipelines.download import selection as assets
 from nersemble_zarr.core.benchmark import ACCESS_FORM_URL, MONO, MONO_BENCHMARK, NVS, NVS_BENCHMARK
-from nersemble_zarr.pipelines.download.engine import AccessDeniedError, DownloadError, download_benchmark
+from nersemble_zarr.pipelines.download import (
+    AccessDeniedError, DownloadError, DownloadProgress, Downloader, FetchResult, Redactor, Status, download_benchmark,
+)
+from nersemble_zarr.pipelines.download import engine as engine_module
 
 sys.path.insert(0, str(Path(__file__).parent))
 from http_server import Fault, FileServer, _etag  # noqa: E402
@@ -508,3 +512,139 @@ def test_convert_option_converts_what_was_downloaded(sample_root, tmp_path):
     images = zarr.open_array(store, path=f"{MONO}/{MONO_PID}/{seq}/images", mode="r")
     mp4 = raw / MONO / video_path(MONO_PID, seq, MONO_BENCHMARK.train_serials[0])
     assert (images[0, 0] == read_frame(mp4, 0)).all()  # converted from the downloaded file
+
+
+# --------------------------------------------------------------------------------------------
+# The engine apart: outcomes, no benchmark knowledge, no state beyond a call
+# --------------------------------------------------------------------------------------------
+
+_PLAIN = {"a/one.bin": b"1" * 70_000, "a/two.bin": b"2" * 5_000, "b/three.bin": b"", "gone.bin": b"x"}
+
+
+@pytest.fixture()
+def plain_server():
+    """Files that are no benchmark's: the engine is handed a base URL, a folder and paths, nothing else."""
+    with FileServer(dict(_PLAIN), prefix=TOKEN) as srv:
+        yield srv
+
+
+def test_engine_returns_one_outcome_per_path_instead_of_raising(plain_server, tmp_path):
+    del plain_server.files["gone.bin"]
+    plain_server.add_fault("a/two.bin", Fault(status=503, times=None))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "three.bin").write_bytes(b"")  # already complete: no request
+    result = Downloader(plain_server.url, tmp_path, retries=1, backoff=0).fetch(
+        ["a/one.bin", "a/two.bin", "b/three.bin", "gone.bin", "a/one.bin"])  # a duplicate counts once
+    assert isinstance(result, FetchResult) and not result.ok
+    assert [(o.path, o.status) for o in result.outcomes] == [
+        ("a/one.bin", Status.DOWNLOADED), ("a/two.bin", Status.FAILED), ("b/three.bin", Status.SKIPPED),
+        ("gone.bin", Status.NOT_FOUND)]
+    assert result.failed == {"a/two.bin": "gave up after 2 attempts: HTTP 503"}
+    assert result.bytes_received == 70_000 and (tmp_path / "a/one.bin").read_bytes() == _PLAIN["a/one.bin"]
+    assert result.denied is None and result.seconds > 0
+
+
+def test_engine_denied_is_an_outcome_that_aborts_the_rest_of_the_call(plain_server, tmp_path):
+    plain_server.add_fault("a/one.bin", Fault(status=403, times=None, include_head=True))
+    result = Downloader(plain_server.url, tmp_path, workers=1).fetch(["a/one.bin", "a/two.bin"])
+    assert result.denied is not None and result.denied.path == "a/one.bin" and result.denied.http_status == 403
+    assert {o.path: o.status for o in result.outcomes}["a/two.bin"] in (Status.ABORTED, Status.DOWNLOADED)
+    assert not (tmp_path / "a/one.bin").exists()
+
+
+def test_engine_knows_no_benchmark_no_selection_and_no_secret():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(engine_module))
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if any(w in m for w in ("benchmark", "config", "selection", "report", "run"))}, imported
+    # no module-level mutable state: no global container, flag or lock that a call could leave behind
+    import collections
+
+    mutable_types = (dict, list, set, bytearray, collections.deque, threading.Event, type(threading.Lock()),
+                     type(threading.RLock()), threading.Condition)
+    mutable = {k: type(v).__name__ for k, v in vars(engine_module).items()
+               if not k.startswith("__") and isinstance(v, mutable_types)}
+    assert mutable == {}, mutable
+
+
+def test_a_fetch_after_a_denied_one_on_the_same_downloader_is_independent(plain_server, tmp_path):
+    plain_server.add_fault("a/one.bin", Fault(status=401, times=1))
+    engine = Downloader(plain_server.url, tmp_path, backoff=0)
+    first = engine.fetch(["a/one.bin", "a/two.bin"])
+    assert first.denied is not None and first.denied.http_status == 401
+    second = engine.fetch(["a/one.bin", "a/two.bin"])  # the abort of the first call did not outlive it
+    assert second.ok and second.denied is None
+    assert {o.status for o in second.outcomes} <= {Status.DOWNLOADED, Status.SKIPPED}
+    assert (tmp_path / "a/one.bin").read_bytes() == _PLAIN["a/one.bin"]
+
+
+def test_a_fetch_after_a_ctrl_c_on_the_same_downloader_is_independent(plain_server, tmp_path):
+    plain_server.add_fault("a/one.bin", Fault(stall_after=20_000))
+    engine = Downloader(plain_server.url, tmp_path, timeout=600)
+    timer = threading.Thread(
+        target=lambda: (plain_server.wait_stalled("a/one.bin"), time.sleep(0.2), os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        engine.fetch(["a/one.bin"])
+    timer.join()
+    assert time.monotonic() - t0 < 60  # far below the timeout: the stalled read was interrupted
+    assert (tmp_path / "a/one.bin.part").read_bytes() == _PLAIN["a/one.bin"][:20_000]  # kept for a resume
+    plain_server.release()
+    plain_server.reset_counters()
+    result = engine.fetch(["a/one.bin"])
+    assert result.downloaded == ["a/one.bin"] and (tmp_path / "a/one.bin").read_bytes() == _PLAIN["a/one.bin"]
+    assert [g.range for g in plain_server.gets("a/one.bin")] == ["bytes=20000-"]
+
+
+def test_two_downloads_at_once_in_one_process_are_independent(tree, tmp_path):
+    # one server denies everything, the other serves: the denial must not abort the other download
+    with FileServer(dict(tree), prefix=TOKEN) as good, FileServer(dict(tree), prefix=TOKEN) as bad:
+        for path in tree:
+            bad.add_fault(path, Fault(status=403, times=None, include_head=True))
+        results: dict[str, object] = {}
+
+        def run(name: str, url: str) -> None:
+            try:
+                results[name] = _download_nvs(tmp_path / name, url, assets=["images", "alpha_maps"], workers=2)
+            except AccessDeniedError as e:
+                results[name] = e
+
+        threads = [threading.Thread(target=run, args=(n, s.url)) for n, s in (("good", good), ("bad", bad))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert isinstance(results["bad"], AccessDeniedError)
+    report = results["good"]
+    assert report.ok and len(report.downloaded) == 1 + 2 * len(NVS_BENCHMARK.train_serials)
+    videos = {rel for rel in _nvs_files(tree) if rel.endswith(".mp4")}
+    assert {rel for rel in _local_files(tmp_path / "good" / NVS)} == videos | {"metadata.json"}
+
+
+def test_report_redacts_every_form_of_the_access_url_and_gives_the_exit_code(tmp_path):
+    from nersemble_zarr.pipelines.download.engine import FileOutcome
+
+    url = f"https://user:pw@example.org/{TOKEN}/x?sig={TOKEN}2"
+    redact = Redactor(url)
+    assert TOKEN not in redact(f"failed {url}/nvs/a, example.org/{TOKEN}/x, /{TOKEN}/x, sig={TOKEN}2") and TOKEN not in repr(redact)
+    result = FetchResult((FileOutcome("a.bin", Status.FAILED, reason=f"connection failed: {url}/nvs/a.bin"),
+                          FileOutcome("b.bin", Status.DOWNLOADED, 10)), 1.0)
+    from nersemble_zarr.pipelines.download import DownloadReport
+
+    report = DownloadReport(NVS, tmp_path).add(result, redact)
+    assert report.exit_code == 1 and report.downloaded == ["b.bin"] and report.bytes_downloaded == 10
+    text = "\n".join(report.summary_lines())
+    assert TOKEN not in text and "<NERSEMBLE_BENCHMARK_URL>/nvs/a.bin: connection failed: <NERSEMBLE_BENCHMARK_URL>" in text
+    assert DownloadReport(NVS, tmp_path).exit_code == 0
+
+
+def test_progress_display_counts_bytes_and_files(plain_server, tmp_path, capsys):
+    display = DownloadProgress(True, desc="download test")
+    result = Downloader(plain_server.url, tmp_path).fetch(list(_PLAIN), progress=display)
+    assert result.ok
+    err = capsys.readouterr().err
+    assert "download test" in err and "100%" in err and "files 4/4]" in err and "B/s" in err

@@ -10,7 +10,7 @@ selection as the official toolkit's downloader:
   camera's ``images``/``alpha_maps`` and the tracking; for the 4 test sequences only the tracking
   (``flame2023_tracking`` = v1, ``flame2023_tracking_v2`` = v2, the current one).
 
-``metadata.json`` is not an asset: it is always fetched first (see :mod:`nersemble_zarr.pipelines.download.engine`).
+``metadata.json`` is not an asset: it is always fetched first (see :mod:`nersemble_zarr.pipelines.download.run`).
 """
 
 from __future__ import annotations
