@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..core import schema
 from ..core.errors import NersembleZarrError
@@ -30,7 +30,7 @@ from ..flame.provider import (
     load_flame_parameters,
     resolve_model,
 )
-from ..jobs.progress import FrameProgress
+from ..jobs.runner import JobArgumentError, JobOutcome, run_jobs
 from ..storage.markers import consolidate
 
 __all__ = ["FlameStoreSummary", "write_flame_to_store"]
@@ -66,37 +66,19 @@ def _tracked_sequences(root: Any, version: int) -> list[tuple[str, int, str, Any
     return found
 
 
-def _write_block(
-    ref: ModelRef, p: FlameParameters, array: Any, start: int, chunk_size: int, progress: FrameProgress | None = None,
-) -> int:
-    """Evaluate one store chunk of frames and write it whole (chunks are disjoint, so tasks never collide)."""
+def _write_block(job: tuple[FlameParameters, Any, int], ref: ModelRef, *, chunk_size: int) -> int:
+    """One job: evaluate a store chunk of frames (``job`` = parameters, vertices array, first frame) with the
+    shared model and write it whole (chunks are disjoint, so jobs never collide); returns its frame count."""
+    p, array, start = job
     verts = evaluate_block(ref, p, chunk_size)
     array[start:start + len(verts)] = verts
-    if progress is not None:
-        progress.update(len(verts))
     return len(verts)
 
 
-def _write_on_cluster(
-    scheduler: Any, model: FlameModel, jobs: list[tuple[FlameParameters, Any, int]], chunk_size: int, bar: FrameProgress,
-) -> None:
-    """Run the chunk writes on a dask.distributed cluster (``scheduler``: address or ``Client``); the model is
-    sent to each worker once, progress is counted here as chunks finish. Raises the first failed chunk's error."""
-    from distributed import Client
-
-    from ..jobs.cluster import as_completed_or_fail
-
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-    futures: list[Any] = []
-    try:
-        ref = client.scatter(ModelRef(model), broadcast=True)
-        futures = [client.submit(_write_block, ref, p, array, start, chunk_size, pure=False) for p, array, start in jobs]
-        for fut in as_completed_or_fail(client, futures):  # raises when the cluster has no worker left
-            bar.update(fut.result())
-    finally:
-        client.cancel(futures)  # after a failure, no chunk keeps writing once this returns
-        if client is not scheduler:
-            client.close()
+def _raise_failure(outcome: JobOutcome) -> None:
+    """``on_result``: the first failed chunk stops the run with its own error (no sequence is marked)."""
+    if not outcome.ok:
+        raise outcome.exception if outcome.exception is not None else NersembleZarrError(str(outcome.error))
 
 
 def write_flame_to_store(
@@ -106,6 +88,7 @@ def write_flame_to_store(
     version: int = schema.CURRENT_TRACKING_VERSION,
     workers: int | None = None,
     scheduler: Any = None,
+    threads: int | None = None,
     frames_per_chunk: int = STORE_CHUNK_FRAMES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
@@ -117,10 +100,12 @@ def write_flame_to_store(
     chunks of ``frames_per_chunk`` frames) and its ``frame`` coordinate (video frame index); per benchmark
     with tracking: ``<benchmark>/flame_faces (face, corner) int32``. Attrs name the model file and its SHA-256.
     A sequence's group is marked ``complete`` last; a rerun skips complete sequences evaluated with the same
-    model and rewrites the rest. Chunks are evaluated in parallel on ``workers`` threads (default: CPU count),
-    or on an existing dask.distributed cluster given as ``scheduler`` (a ``tcp://`` address or a
-    ``distributed.Client``; its workers must reach ``store`` at the same path or URL); metadata is
-    consolidated at the end.
+    model and rewrites the rest. Chunks are evaluated in parallel by :func:`~nersemble_zarr.jobs.runner.run_jobs`:
+    on ``threads`` threads here (default: one per core), on ``workers`` local worker processes, or on the
+    existing dask.distributed cluster at ``scheduler`` (a ``tcp://`` address or a ``distributed.Client``; its
+    workers must reach ``store`` at the same path or URL); the model is sent to each worker once, and each job
+    runs torch with ``cores // concurrent jobs`` intra-op threads. The first failed chunk stops the run (its
+    error is raised; a rerun resumes). Metadata is consolidated at the end.
     """
     from contextlib import nullcontext
 
@@ -129,25 +114,25 @@ def write_flame_to_store(
 
     started = time.perf_counter()
     if workers is not None and scheduler is not None:
-        raise NersembleZarrError("give either workers (threads here) or scheduler (an existing dask cluster), not both")
+        raise JobArgumentError("give either workers (local worker processes) or scheduler (an existing dask "
+                               "cluster's address), not both")
     model = resolve_model(flame_model)
     location = StoreLocation.parse(store, storage_options) if isinstance(store, (str, os.PathLike)) else None
     if location is not None and not location.exists():
         raise NersembleZarrError(f"{location}: no store there (run 'nersemble-zarr convert' first)")
     zstore = location.zarr_store() if location is not None else store
     with StoreLock(location, operation="flame") if location is not None else nullcontext() as lock:
-        summary = _write_flame(zstore, model, version, workers, scheduler, frames_per_chunk, chunk_size, progress,
-                               str(store), lock.check if lock is not None else (lambda: None))
+        summary = _write_flame(zstore, model, version, workers, scheduler, threads, frames_per_chunk, chunk_size,
+                               progress, str(store), lock.check if lock is not None else (lambda: None))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _write_flame(
-    zstore: Any, model: FlameModel, version: int, workers: int | None, scheduler: Any, frames_per_chunk: int,
-    chunk_size: int, progress: bool, where: str, check_lock: Callable[[], None],
+    zstore: Any, model: FlameModel, version: int, workers: int | None, scheduler: Any, threads: int | None,
+    frames_per_chunk: int, chunk_size: int, progress: bool, where: str, check_lock: Callable[[], None],
 ) -> FlameStoreSummary:
     """``check_lock`` raises when this writer lost the store lock: called before the markers are written."""
-    import dask
     import zarr
 
     try:
@@ -155,7 +140,6 @@ def _write_flame(
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
         raise NersembleZarrError(f"{where}: not a nersemble-zarr store (expected a Zarr v3 group): {e}") from None
     summary = FlameStoreSummary()
-    ref = dask.delayed(ModelRef(model), pure=True)
     model_attrs = {"flame_model": model.file_name, MODEL_SHA_ATTR: model.sha256}
 
     todo: list[tuple[str, FlameParameters, Any]] = []
@@ -177,54 +161,43 @@ def _write_flame(
     for benchmark in sorted(benchmarks_with_tracking):
         _write_faces(root, benchmark, model, model_attrs)
 
-    total = sum(p.n_timesteps for _, p, _ in todo)
-    bar = FrameProgress(total, progress, desc="FLAME vertices")
-    try:
-        jobs: list[tuple[FlameParameters, Any, int]] = []
-        groups = []
-        for path, params, tgroup in todo:
-            group = root.create_group(path, overwrite=True)
-            group.update_attributes({
-                **model_attrs, "version": version, "source": tgroup.path, schema.COMPLETE_ATTR: False,
-                "description": f"FLAME 2023 meshes evaluated from {tgroup.basename} (official NeRSemble convention)",
-            })
-            n = params.n_timesteps
-            frame = group.create_array(schema.FRAME, shape=(n,), dtype="int64", chunks=(max(n, 1),), dimension_names=(schema.FRAME,), **schema.chunk_codecs())
-            frame[...] = params.frames
-            frame.update_attributes({"description": "video frame index of each tracked timestep"})
-            verts = group.create_array(
-                VERTICES, shape=(n, N_VERTICES, 3), dtype="float32", chunks=(min(max(n, 1), frames_per_chunk), N_VERTICES, 3),
-                dimension_names=VERTEX_DIMS, fill_value=np.nan, **schema.chunk_codecs(),
-            )
-            verts.update_attributes({
-                "units": "metres", "coordinates": "world (scale · R_xyz(rotation) · v + translation, as the official provider)",
-                "description": "FLAME vertex positions per tracked frame", **model_attrs,
-            })
-            for start in range(0, n, frames_per_chunk):
-                block = params.select(slice(start, min(start + frames_per_chunk, n)))
-                jobs.append((block, verts, start))
-            groups.append(group)
-            summary.written.append(path)
-            summary.frames_written += n
-        if groups:  # the consolidated copy must not keep saying "complete" for groups being rewritten
-            consolidate(zstore)
-        if jobs and scheduler is not None:
-            _write_on_cluster(scheduler, model, jobs, chunk_size, bar)
-        elif jobs:
-            tasks = [dask.delayed(_write_block, pure=False)(ref, block, verts, start, chunk_size, bar) for block, verts, start in jobs]
-            n_workers = workers or os.cpu_count() or 1
-            threads = torch.get_num_threads()
-            torch.set_num_threads(max(1, threads // n_workers))  # workers × intra-op threads ≈ cores, not more
-            try:
-                dask.compute(*tasks, scheduler="threads", num_workers=n_workers)
-            finally:
-                torch.set_num_threads(threads)
-        if groups:
-            check_lock()
-        for group in groups:  # completion last, after every chunk of the sequence is on the store
-            group.update_attributes({schema.COMPLETE_ATTR: True})
-    finally:
-        bar.close()
+    jobs: list[tuple[FlameParameters, Any, int]] = []
+    groups = []
+    for path, params, tgroup in todo:
+        group = root.create_group(path, overwrite=True)
+        group.update_attributes({
+            **model_attrs, "version": version, "source": tgroup.path, schema.COMPLETE_ATTR: False,
+            "description": f"FLAME 2023 meshes evaluated from {tgroup.basename} (official NeRSemble convention)",
+        })
+        n = params.n_timesteps
+        frame = group.create_array(schema.FRAME, shape=(n,), dtype="int64", chunks=(max(n, 1),), dimension_names=(schema.FRAME,), **schema.chunk_codecs())
+        frame[...] = params.frames
+        frame.update_attributes({"description": "video frame index of each tracked timestep"})
+        verts = group.create_array(
+            VERTICES, shape=(n, N_VERTICES, 3), dtype="float32", chunks=(min(max(n, 1), frames_per_chunk), N_VERTICES, 3),
+            dimension_names=VERTEX_DIMS, fill_value=np.nan, **schema.chunk_codecs(),
+        )
+        verts.update_attributes({
+            "units": "metres", "coordinates": "world (scale · R_xyz(rotation) · v + translation, as the official provider)",
+            "description": "FLAME vertex positions per tracked frame", **model_attrs,
+        })
+        for start in range(0, n, frames_per_chunk):
+            block = params.select(slice(start, min(start + frames_per_chunk, n)))
+            jobs.append((block, verts, start))
+        groups.append(group)
+        summary.written.append(path)
+        summary.frames_written += n
+    if groups:  # the consolidated copy must not keep saying "complete" for groups being rewritten
+        consolidate(zstore)
+    run_jobs(
+        jobs, functools.partial(_write_block, chunk_size=chunk_size), workers=workers, scheduler=scheduler,
+        threads=threads, shared=ModelRef(model), on_result=_raise_failure, progress=progress,
+        desc="FLAME vertices", frames_of=lambda job: job[0].n_timesteps, torch_threads="auto", name="flame",
+    )
+    if groups:
+        check_lock()
+    for group in groups:  # completion last, after every chunk of the sequence is on the store
+        group.update_attributes({schema.COMPLETE_ATTR: True})
     consolidate(zstore)
     return summary
 
