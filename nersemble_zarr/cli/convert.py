@@ -34,10 +34,15 @@ def _benchmarks(benchmark: str) -> tuple[str, ...]:
 )
 @click.option("--scheduler", default=None, help="Address (tcp://host:port) of an existing dask.distributed scheduler.")
 @click.option("--overwrite", is_flag=True, help="Redo every selected unit, even the complete ones.")
+@click.option(
+    "--dry-run", is_flag=True,
+    help="Print the plan (units, frames, estimated store size per sequence, free space on the target) and write nothing.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def convert(
     raw: str, store: str, benchmark: str, participants: tuple[int, ...], sequences: tuple[str, ...],
     image_codec: str, jpeg_quality: int, workers: int | None, scheduler: str | None, overwrite: bool, quiet: bool,
+    dry_run: bool = False,
 ) -> None:
     """Convert the raw benchmark folder RAW into the Zarr store STORE (a path or an fsspec URL like s3://bucket/x.zarr).
 
@@ -49,6 +54,14 @@ def convert(
     check_selection(_benchmarks(benchmark), participants, sequences)
     from nersemble_zarr.pipelines.convert import convert_benchmark
 
+    if dry_run:  # the plan only: reads RAW and STORE, writes nothing (a STORE that does not exist is not created)
+        from nersemble_zarr.pipelines.convert import ConvertOptions, plan_conversion
+
+        click.echo(plan_conversion(raw, store, ConvertOptions(
+            benchmarks=benchmark, participants=participants or None, sequences=sequences or None,
+            image_codec=image_codec, jpeg_quality=jpeg_quality, overwrite=overwrite,
+        )).summary())
+        return
     report = convert_benchmark(
         raw, store, benchmarks=benchmark, participants=participants or None, sequences=sequences or None,
         image_codec=image_codec, jpeg_quality=jpeg_quality, workers=workers, scheduler=scheduler,

@@ -1,6 +1,8 @@
 """Raw benchmark folder → sharded Zarr v3 store, as independent tasks on threads or a dask cluster.
 
-The driver (this process) plans the conversion, creates every shared array, hands out *units* —
+Planning reads only (:func:`plan_conversion` → :class:`ConvertPlan`: the units, the preparation writes, the
+complete and refused units, an estimated size; ``convert --dry-run`` prints it); :func:`execute_plan` writes.
+The driver (this process) does the plan's preparation (creates every shared array), hands out *units* —
 one per camera video, per sequence's point clouds, per tracking file, per calibration file — and
 is the only process that writes metadata afterwards: when a unit reports success it marks it
 complete in attrs (``complete_cameras`` of ``images``/``alpha``, ``complete`` of a group). Tasks
@@ -503,15 +505,334 @@ _RUNNERS: dict[str, Callable[[Task, Callable[[int], None]], int]] = {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Driver: plan (create shared arrays), run, mark complete
+# Driver: plan (reads only), execute (prepare: create shared arrays; run; mark complete)
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What to convert and how to store it (how to *run* it — workers, scheduler, progress — is
+    :func:`execute_plan`'s). The fields mean what the keyword arguments of :func:`convert_benchmark` mean."""
+
+    benchmarks: Sequence[str] | str | None = None
+    participants: Sequence[int] | None = None
+    sequences: Sequence[str] | None = None
+    image_codec: schema.ImageCodecKind = "lossless"
+    jpeg_quality: int = 95
+    overwrite: bool = False
+    shard_timesteps: int = schema.DEFAULT_SHARD_TIMESTEPS
+    storage_options: dict[str, Any] | None = None
+
+
+#: Stored bytes per pixel of one frame, the factor of the size estimate: measured by ``benchmarks/convert.py``
+#: on 1604×1100 H.264-decoded frames (``benchmarks/results/convert.json``, ``bytes_per_frame`` ÷ (1604 × 1100):
+#: lossless 2,850,737 B, JPEG q95 448,206 B, alpha 12,826 B per frame; ``tests/test_convert_plan.py`` keeps the
+#: two in step). JPEG was measured at quality 95 only: other qualities are estimated with the same factor.
+BYTES_PER_PIXEL: dict[str, float] = {"lossless": 1.6157, "jpeg": 0.25403, "alpha": 0.0072695}
+
+
+@dataclass(frozen=True)
+class EnsureGroup:
+    """Create the group ``path`` if absent and set ``attrs`` on it (benchmark, participant, sequence groups)."""
+
+    path: str
+    attrs: dict[str, Any]
+
+    def describe(self) -> str:
+        return f"group {self.path}: set {', '.join(sorted(self.attrs))}"
+
+    def apply(self, root: zarr.Group) -> None:
+        _ensure_group(root, self.path, self.attrs)
+
+
+@dataclass(frozen=True)
+class WriteCoords:
+    """(Re)write the coordinate arrays of the sequence group ``path``: ``camera`` (the ``serials``) when
+    ``serials`` is given, ``timestep`` (``0 … n_timesteps - 1``, int64) when ``n_timesteps`` is given."""
+
+    path: str
+    serials: tuple[str, ...] | None
+    n_timesteps: int | None
+
+    def describe(self) -> str:
+        parts = ([f"camera ({len(self.serials)})"] if self.serials is not None else []) + (
+            [f"timestep ({self.n_timesteps})"] if self.n_timesteps is not None else [])
+        return f"coordinates {self.path}: {', '.join(parts)}"
+
+    def apply(self, root: zarr.Group) -> None:
+        seq = root[self.path]
+        if self.serials is not None:
+            seq.create_array(
+                schema.CAMERA, data=schema.string_array(list(self.serials)), dimension_names=(schema.CAMERA,), overwrite=True,
+                **schema.chunk_codecs(), attributes={"description": "camera serial of each video"},
+            )
+        if self.n_timesteps is not None:
+            seq.create_array(
+                schema.TIMESTEP, data=np.arange(self.n_timesteps, dtype=np.int64), dimension_names=(schema.TIMESTEP,),
+                **schema.chunk_codecs(), overwrite=True, attributes={"description": "video frame index"},
+            )
+
+
+@dataclass(frozen=True)
+class CreateArray:
+    """(Re)create the frame array ``path`` (``…/images`` or ``…/alpha``), empty, with no complete camera:
+    ``kwargs`` for :func:`zarr.create_array` (shape, chunks, shards, codecs), ``attrs`` its attributes."""
+
+    path: str
+    kwargs: dict[str, Any]
+    attrs: dict[str, Any]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(camera, timestep, height, width[, rgb])``."""
+        return tuple(self.kwargs["shape"])
+
+    @property
+    def codec(self) -> str:
+        """``"lossless"``, ``"jpeg q95"`` (images) or ``"lossless (alpha)"``."""
+        c = self.attrs.get("codec")
+        if c is None:
+            return "lossless (alpha)"
+        found = schema.ImageCodec.from_attrs(c)
+        return f"jpeg q{found.quality}" if found.kind == "jpeg" else found.kind
+
+    def describe(self) -> str:
+        return f"create {self.path} {self.shape} uint8, {self.codec}, shards of {self.kwargs['shards'][1]} timesteps"
+
+    def apply(self, root: zarr.Group) -> None:
+        parent, name = self.path.rsplit("/", 1)
+        root[parent].create_array(name, attributes=self.attrs, overwrite=True, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class DropLevels:
+    """Delete the downscaled ``levels`` (``level_2``, …) of the sequence group ``path``: they were computed
+    from frames this run rewrites (``nersemble-zarr downscale`` writes them again)."""
+
+    path: str
+    levels: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"drop {', '.join(f'{self.path}/{lv}' for lv in self.levels)} (computed from the frames rewritten)"
+
+    def apply(self, root: zarr.Group) -> None:
+        seq = root[self.path]
+        for name in self.levels:
+            if name in seq:
+                del seq[name]
+
+
+@dataclass(frozen=True)
+class MarkIncomplete:
+    """Set ``complete: False`` on the group ``path``, creating it if absent: a group a unit is about to
+    (re)write, so a failed or killed unit leaves it visibly incomplete, or FLAME meshes evaluated from
+    tracking this run rewrites. ``reason`` says which."""
+
+    path: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"mark {self.path} incomplete ({self.reason})"
+
+    def apply(self, root: zarr.Group) -> None:
+        _ensure_group(root, self.path, {schema.COMPLETE_ATTR: False})
+
+
+#: One write of the preparation, done in plan order before any unit runs.
+PrepStep = EnsureGroup | WriteCoords | CreateArray | DropLevels | MarkIncomplete
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """A unit to run: its worker ``task`` (which names what it writes: ``task.target``, for a video one
+    camera's shards of it), the video ``frames`` it writes (0 for other units) and ``estimated_bytes``
+    in the store (see :func:`estimate_unit_bytes`)."""
+
+    task: Task
+    frames: int
+    estimated_bytes: int
+
+    @property
+    def unit(self) -> Unit:
+        return self.task.unit
+
+
+@dataclass(frozen=True)
+class SequencePlan:
+    """What a plan does to one sequence (``sequence=None``: the participant's calibration)."""
+
+    benchmark: str
+    participant: int
+    sequence: str | None
+    units: list[PlannedUnit]
+    results: list[UnitResult]
+    prepare: list[PrepStep]
+
+    @property
+    def name(self) -> str:
+        base = f"{self.benchmark}/{bm.participant_dir(self.participant)}"
+        return f"{base}/{self.sequence}" if self.sequence else f"{base} (calibration)"
+
+    @property
+    def frames(self) -> int:
+        return sum(u.frames for u in self.units)
+
+    @property
+    def estimated_bytes(self) -> int:
+        return sum(u.estimated_bytes for u in self.units)
+
+
 @dataclass
-class _Plan:
-    tasks: list[Task] = field(default_factory=list)
-    results: list[UnitResult] = field(default_factory=list)  # skipped / failed before running
-    not_in_raw: list[str] = field(default_factory=list)  # listed in metadata, not downloaded, not selected
+class ConvertPlan:
+    """Everything one convert run will do, found by reading only (:func:`plan_conversion`).
+
+    ``prepare``: the writes done before any unit runs, in order (groups and their attrs, coordinates,
+    frame arrays to create, levels to drop, groups to mark incomplete, FLAME meshes to unmark);
+    ``root_attrs``: the store's root attrs to write (a new store), ``None`` when it already has them;
+    ``units``: the units to run; ``results``: outcomes known before running — ``skipped`` (complete),
+    ``absent`` (optional input not in the raw folder) and ``failed`` (refused inputs: another frame size,
+    an unreadable header, a codec other than the store's, no frame count); ``not_in_raw``: listed in
+    metadata.json but not downloaded; ``free_bytes``: free space where the store is (local stores;
+    ``None`` for object stores).
+    """
+
+    raw: Path
+    store: StoreLocation
+    store_name: str
+    options: ConvertOptions
+    benchmarks: list[str]
+    root_attrs: dict[str, Any] | None = None
+    prepare: list[PrepStep] = field(default_factory=list)
+    units: list[PlannedUnit] = field(default_factory=list)
+    results: list[UnitResult] = field(default_factory=list)
+    not_in_raw: list[str] = field(default_factory=list)
+    free_bytes: int | None = None
+
+    def _with(self, status: str) -> list[UnitResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def skipped(self) -> list[UnitResult]:
+        return self._with("skipped")
+
+    @property
+    def refused(self) -> list[UnitResult]:
+        return self._with("failed")
+
+    @property
+    def absent(self) -> list[UnitResult]:
+        return self._with("absent")
+
+    @property
+    def frames(self) -> int:
+        """Video frames (images and alpha maps) the units write."""
+        return sum(u.frames for u in self.units)
+
+    @property
+    def estimated_bytes(self) -> int:
+        """Estimated bytes the units add to the store (see :func:`estimate_unit_bytes`)."""
+        return sum(u.estimated_bytes for u in self.units)
+
+    def sequences(self) -> list[SequencePlan]:
+        """The plan per sequence (and per participant's calibration), in plan order."""
+        keys: dict[tuple[str, int, str | None], SequencePlan] = {}
+
+        def entry(b: str, p: int, s: str | None) -> SequencePlan:
+            if (b, p, s) not in keys:
+                keys[(b, p, s)] = SequencePlan(b, p, s, [], [], [])
+            return keys[(b, p, s)]
+
+        for u in self.units:
+            entry(u.unit.benchmark, u.unit.participant, u.unit.sequence).units.append(u)
+        for r in self.results:
+            entry(r.unit.benchmark, r.unit.participant, r.unit.sequence).results.append(r)
+        for step in self.prepare:
+            parts = step.path.split("/")
+            if len(parts) >= 2 and parts[1].isdigit():
+                b, p = parts[0], int(parts[1])
+                s = parts[2] if len(parts) >= 3 and parts[2] != schema.calibration_group(b, p).split("/")[-1] else None
+                if (b, p, s) in keys or s is not None:
+                    entry(b, p, s).prepare.append(step)
+        return list(keys.values())
+
+    def summary(self) -> str:
+        """The plan for humans: per sequence its units, frames and estimated size, then the total and
+        the free space on the target. Says that nothing was written and that sizes are estimates."""
+        lines = [f"dry run, nothing written: converting {self.raw} into {self.store_name}"]
+        for sp in self.sequences():
+            kinds = Counter(u.unit.kind for u in sp.units)
+            what = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "nothing to run"
+            done = sum(r.status == "skipped" for r in sp.results)
+            size = ""
+            videos = [u for u in sp.units if u.unit.kind == "video"]
+            if videos:
+                size = f" of {videos[0].task.width}x{videos[0].task.height} (WxH)"
+            lines.append(
+                f"{sp.name}: {len(sp.units)} units to run ({what}), {done} complete; "
+                f"{sp.frames} frames{size}; estimated {format_bytes(sp.estimated_bytes)}"
+            )
+            lines += [f"    {step.describe()}" for step in sp.prepare if not isinstance(step, EnsureGroup)]
+            lines += [f"    refused {r.unit.name}: {r.message}" for r in sp.results if r.status == "failed"]
+            lines += [f"    absent {r.unit.name} (optional, not converted)" for r in sp.results if r.status == "absent"]
+        if self.not_in_raw:
+            lines.append(f"listed in metadata.json but not in the raw folder (not converted): {', '.join(self.not_in_raw)}")
+        free = format_bytes(self.free_bytes) if self.free_bytes is not None else "unknown (not a local store)"
+        lines.append(
+            f"total: {len(self.units)} units to run, {len(self.skipped)} complete, {len(self.refused)} refused; "
+            f"{self.frames} frames; estimated store growth {format_bytes(self.estimated_bytes)}; free on the target: {free}"
+        )
+        lines.append(
+            "  (an estimate: frames x height x width x bytes per pixel measured per codec on full-resolution frames, "
+            f"lossless {BYTES_PER_PIXEL['lossless']:.2f}, jpeg q95 {BYTES_PER_PIXEL['jpeg']:.2f}, "
+            f"alpha {BYTES_PER_PIXEL['alpha']:.4f}; point clouds, tracking and calibration at their raw file size)"
+        )
+        if self.free_bytes is not None and self.estimated_bytes > self.free_bytes:
+            lines.append("  the estimate exceeds the free space on the target")
+        return "\n".join(lines)
+
+
+def format_bytes(n: int) -> str:
+    """``1234567`` → ``"1.2 MB"`` (decimal units)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def estimate_unit_bytes(task: Task, codec: str = "lossless") -> int:
+    """Estimated bytes a unit adds to the store.
+
+    Video: ``n_timesteps × height × width × BYTES_PER_PIXEL[codec]`` (``"alpha"`` for alpha maps),
+    the factors measured on full-resolution H.264-decoded frames (:data:`BYTES_PER_PIXEL`); frames that
+    compress better or worse than those (synthetic ones, other resolutions) make it less accurate.
+    Point clouds, tracking, calibration: the size of their raw files (read with ``stat``).
+    """
+    if task.unit.kind == "video":
+        factor = BYTES_PER_PIXEL["alpha" if task.unit.asset == "alpha_maps" else codec]
+        return int(round(task.n_timesteps * task.height * task.width * factor))
+    src = Path(task.source)
+    try:
+        if src.is_dir():
+            return sum(f.stat().st_size for f in src.iterdir() if f.suffix == ".pcd")
+        return src.stat().st_size
+    except OSError:
+        return 0
+
+
+def free_space(location: StoreLocation) -> int | None:
+    """Free bytes on the file system that holds (or will hold) a local store: :func:`shutil.disk_usage`
+    of its nearest existing folder. ``None`` for object stores (no such figure)."""
+    import shutil
+
+    if not location.is_local:
+        return None
+    path = Path(location.url)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def select_benchmarks(raw_root: Path, benchmarks: Sequence[str] | str | None) -> list[str]:
@@ -571,20 +892,6 @@ def _check_store_path(location: StoreLocation, raw_root: Path) -> None:
         raise ConvertError(f"{path}: exists and is not a Zarr store (no zarr.json); give a new or an existing store path")
 
 
-def _create_root(location: StoreLocation, raw_root: Path) -> zarr.Group:
-    root = zarr.open_group(location.zarr_store(), mode="a", use_consolidated=False)
-    info = {"format_version": schema.FORMAT_VERSION, "created_by": f"nersemble-zarr {__version__}", "source": raw_root.name}
-    if root.attrs.get(schema.ROOT_ATTR) is None:
-        root.attrs[schema.ROOT_ATTR] = info
-    else:
-        found = root.attrs[schema.ROOT_ATTR].get("format_version")
-        if found != schema.FORMAT_VERSION:
-            raise ConvertError(
-                f"{location}: store format version {found}, this nersemble-zarr writes {schema.FORMAT_VERSION}; convert into a new store"
-            )
-    return root
-
-
 def _ensure_group(root: zarr.Group, path: str, attrs: dict[str, Any] | None = None) -> zarr.Group:
     g = root.require_group(path)
     if attrs and any(g.attrs.get(k) != v for k, v in attrs.items()):
@@ -631,26 +938,28 @@ class _VideoAsset:
 
 
 def _plan_video(
-    plan: _Plan, root: zarr.Group, loc: StoreLocation, raw_root: Path, benchmark: str, participant: int,
-    sequence: str, n_timesteps: int, codec: schema.ImageCodec, shard_timesteps: int, overwrite: bool,
+    plan: ConvertPlan, root: zarr.Group | None, benchmark: str, participant: int, sequence: str, n_timesteps: int,
+    codec: schema.ImageCodec,
 ) -> None:
     """Plan the image and alpha videos of one sequence: one frame size for all of them.
 
     The size is that of the kept arrays (their complete cameras were written with it) or, for new
     arrays, the size most of the sequence's videos have (no such size, e.g. one image and one alpha
     video of two sizes: every unit fails). A video of another size fails its unit naming both files
-    and both sizes; it is never stored, so it can never read as the others' size.
+    and both sizes; it is never stored, so it can never read as the others' size. Sizes come from
+    the video headers (:func:`~nersemble_zarr.raw.probe_frame_size`); nothing is written.
     """
+    overwrite, shard_timesteps, loc = plan.options.overwrite, plan.options.shard_timesteps, plan.store
     b = bm.get_benchmark(benchmark)
     serials = b.train_serials
     seq_path = schema.sequence_group(benchmark, participant, sequence)
-    seq = root[seq_path]
-    bench_dir = raw_root / benchmark
+    seq = _node(root, seq_path)
+    bench_dir = plan.raw / benchmark
     assets: list[_VideoAsset] = []
     for asset, name in (("images", schema.IMAGES), ("alpha_maps", schema.ALPHA)):
         units = [Unit("video", benchmark, participant, sequence, serial=s, asset=asset) for s in serials]
         paths = [bench_dir / bm.video_path(participant, sequence, s, asset) for s in serials]
-        arr = None if overwrite else _existing_array(seq, name)
+        arr = None if overwrite or seq is None else _existing_array(seq, name)
         want_codec = codec if name == schema.IMAGES else schema.ImageCodec("lossless")
         if arr is not None:
             found = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {}))
@@ -709,8 +1018,14 @@ def _plan_video(
         size = ranked[0][0]  # the size most of the sequence's videos have
         reference = next(str(a.paths[i]) for a, i in pending if sizes[a.paths[i]] == size)
     h, w = size
+    shard_len: dict[str, int] = {}
+    levels = tuple(
+        name for name in (seq.group_keys() if seq is not None else ())
+        if name.startswith("level_") and name[len("level_"):].isdigit()
+    )
     for a in assets:
         if a.arr is not None:
+            shard_len[a.name] = a.arr.shards[1] if a.arr.shards else a.arr.chunks[1]
             continue
         source = f"{benchmark}/{bm.sequence_dir(participant, sequence)}/{a.asset}/"
         if a.name == schema.IMAGES:
@@ -719,8 +1034,11 @@ def _plan_video(
         else:
             kwargs = schema.alpha_array_kwargs(len(serials), n_timesteps, h, w, shard_timesteps)
             attrs = schema.alpha_attrs(source)
-        a.arr = seq.create_array(a.name, attributes=attrs, overwrite=True, **kwargs)
-        _drop_levels(seq)
+        plan.prepare.append(CreateArray(f"{seq_path}/{a.name}", kwargs, attrs))
+        shard_len[a.name] = kwargs["shards"][1]
+        if levels:  # frames written anew: the levels computed from the old ones go, right after the first new array
+            plan.prepare.append(DropLevels(seq_path, levels))
+            levels = ()
     for a, i in pending:
         unit, path, found = a.units[i], a.paths[i], sizes[a.paths[i]]
         if isinstance(found, str):
@@ -728,75 +1046,82 @@ def _plan_video(
         elif found != size:
             plan.results.append(UnitResult(unit, "failed", f"{path}: {_size_mismatch(found, reference, size)}"))
         else:
-            s_len = a.arr.shards[1] if a.arr.shards else a.arr.chunks[1]
-            plan.tasks.append(Task(
+            _plan_unit(plan, Task(
                 unit, loc, str(path), f"{seq_path}/{a.name}", bm.video_path(participant, sequence, unit.serial, a.asset),
-                camera_index=i, n_timesteps=n_timesteps, shard_timesteps=s_len, height=h, width=w, reference=reference,
+                camera_index=i, n_timesteps=n_timesteps, shard_timesteps=shard_len[a.name], height=h, width=w,
+                reference=reference,
             ))
 
 
-def _drop_levels(seq: zarr.Group) -> None:
-    """Delete the downscaled levels of a sequence whose full-resolution frames are being rewritten: they were
-    computed from the old frames (``nersemble-zarr downscale`` writes them again)."""
-    for name in list(seq.group_keys()):
-        if name.startswith("level_") and name[len("level_"):].isdigit():
-            del seq[name]
+def _plan_coords(plan: ConvertPlan, seq: Any | None, seq_path: str, serials: Sequence[str], n_timesteps: int) -> None:
+    """Plan the ``camera``/``timestep`` coordinates of a sequence: a step only for those absent or different."""
+    cam = _existing_array(seq, schema.CAMERA) if seq is not None else None
+    ts = _existing_array(seq, schema.TIMESTEP) if seq is not None else None
+    new_cam = cam is None or cam.shape != (len(serials),) or list(cam[:]) != list(serials)
+    new_ts = ts is None or ts.shape != (n_timesteps,) or not np.array_equal(ts[:], np.arange(n_timesteps))
+    if new_cam or new_ts:
+        plan.prepare.append(WriteCoords(seq_path, tuple(serials) if new_cam else None, n_timesteps if new_ts else None))
 
 
-def _write_coords(seq: zarr.Group, serials: Sequence[str], n_timesteps: int) -> None:
-    cam = _existing_array(seq, schema.CAMERA)
-    if cam is None or cam.shape != (len(serials),) or list(cam[:]) != list(serials):
-        seq.create_array(
-            schema.CAMERA, data=schema.string_array(serials), dimension_names=(schema.CAMERA,), overwrite=True, **schema.chunk_codecs(),
-            attributes={"description": "camera serial of each video"},
-        )
-    ts = _existing_array(seq, schema.TIMESTEP)
-    if ts is None or ts.shape != (n_timesteps,) or not np.array_equal(ts[:], np.arange(n_timesteps)):
-        seq.create_array(
-            schema.TIMESTEP, data=np.arange(n_timesteps, dtype=np.int64), dimension_names=(schema.TIMESTEP,), **schema.chunk_codecs(),
-            overwrite=True, attributes={"description": "video frame index"},
-        )
+def _node(root: zarr.Group | None, path: str) -> Any | None:
+    """The group or array at ``path`` in the (read-only) store root, or ``None`` (no store, or absent)."""
+    if root is None:
+        return None
+    try:
+        return root[path]
+    except KeyError:
+        return None
+
+
+def _plan_group(plan: ConvertPlan, root: zarr.Group | None, path: str, attrs: dict[str, Any]) -> None:
+    """Ensure the group ``path`` with ``attrs``: a step only when it is absent or its attrs differ."""
+    g = _node(root, path)
+    if g is None or any(g.attrs.get(k) != v for k, v in attrs.items()):
+        plan.prepare.append(EnsureGroup(path, attrs))
+
+
+def _plan_unit(plan: ConvertPlan, task: Task) -> None:
+    codec = schema.ImageCodec(plan.options.image_codec, int(plan.options.jpeg_quality)).kind
+    frames = _video_frames(task)
+    plan.units.append(PlannedUnit(task, frames, estimate_unit_bytes(task, codec)))
 
 
 def _group_task(
-    plan: _Plan, root: zarr.Group, loc: StoreLocation, unit: Unit, source: Path, source_rel: str, target: str,
-    overwrite: bool, present: bool = True,
+    plan: ConvertPlan, root: zarr.Group | None, unit: Unit, source: Path, source_rel: str, target: str,
+    present: bool = True,
 ) -> None:
     """Plan a unit that owns the group ``target``. ``present=False``: an optional asset that the raw
     folder lacks (nothing to convert; a complete group from an earlier run is kept). A unit to run
-    gets its group now, marked ``complete: False``, so a unit that fails (or a killed run) leaves the
-    group visibly incomplete (``info``, ``verify``) instead of absent, which reads as "not downloaded"."""
-    try:
-        complete = bool(root[target].attrs.get(schema.COMPLETE_ATTR, False))
-    except KeyError:
-        complete = False
-    if complete and not overwrite:
+    gets its group before it runs, marked ``complete: False``, so a unit that fails (or a killed run)
+    leaves the group visibly incomplete (``info``, ``verify``) instead of absent, which reads as "not
+    downloaded"; ``--overwrite`` unmarks a complete group, so nothing says complete while the task
+    rewrites it."""
+    node = _node(root, target)
+    complete = bool(node.attrs.get(schema.COMPLETE_ATTR, False)) if node is not None else False
+    if complete and not plan.options.overwrite:
         plan.results.append(UnitResult(unit, "skipped"))
     elif not present:
         plan.results.append(UnitResult(unit, "absent", f"{source} not found"))
     else:
-        if complete:  # --overwrite: unmark now, so nothing says complete while the task rewrites the group
-            root[target].update_attributes({schema.COMPLETE_ATTR: False})
-        else:  # the group exists, unmarked, before the task runs: a failed unit shows as incomplete
-            _ensure_group(root, target, {schema.COMPLETE_ATTR: False})
+        plan.prepare.append(MarkIncomplete(target, "rewritten (--overwrite)" if complete else "written by this run"))
         if unit.kind == "tracking":  # meshes evaluated from the old tracking: 'nersemble-zarr flame' redoes them
             meshes = schema.flame_group(unit.benchmark, unit.participant, unit.sequence, unit.version)
-            if meshes in root and root[meshes].attrs.get(schema.COMPLETE_ATTR, False):
-                root[meshes].update_attributes({schema.COMPLETE_ATTR: False})
-        plan.tasks.append(Task(unit, loc, str(source), target, source_rel))
+            m = _node(root, meshes)
+            if m is not None and m.attrs.get(schema.COMPLETE_ATTR, False):
+                plan.prepare.append(MarkIncomplete(meshes, "FLAME meshes of the tracking rewritten"))
+        _plan_unit(plan, Task(unit, plan.store, str(source), target, source_rel))
 
 
-def _plan_benchmark(
-    plan: _Plan, root: zarr.Group, loc: StoreLocation, raw_root: Path, benchmark: str,
-    participants: Sequence[int] | None, sequences: Sequence[str] | None, codec: schema.ImageCodec,
-    shard_timesteps: int, overwrite: bool,
-) -> None:
+def _plan_benchmark(plan: ConvertPlan, root: zarr.Group | None, benchmark: str, codec: schema.ImageCodec) -> None:
     from ..raw import read_metadata
 
+    opts = plan.options
+    raw_root = plan.raw
+    participants, sequences = opts.participants, opts.sequences
     b = bm.get_benchmark(benchmark)
     bench_dir = raw_root / benchmark
     meta = read_metadata(bench_dir / bm.metadata_path(), benchmark)
-    _ensure_group(root, schema.benchmark_group(benchmark), {
+    _plan_group(plan, root, schema.benchmark_group(benchmark), {
         schema.METADATA_ATTR: meta.raw, "fps": b.fps, "description": f"NeRSemble {benchmark} benchmark",
     })
     present = select_participants(raw_root, benchmark, participants)
@@ -810,11 +1135,10 @@ def _plan_benchmark(
                 f"{benchmark}/{bm.participant_dir(p)}/{s}" for (q, s) in sorted(meta.frame_counts)
                 if q == p and s in b.sequences[p] and not (bench_dir / bm.sequence_dir(p, s)).is_dir()
             ]
-        _ensure_group(root, schema.participant_group(benchmark, p), {"participant": p})
-        calib = Unit("calibration", benchmark, p)
+        _plan_group(plan, root, schema.participant_group(benchmark, p), {"participant": p})
         _group_task(
-            plan, root, loc, calib, bench_dir / bm.calibration_path(p), f"{benchmark}/{bm.calibration_path(p)}",
-            schema.calibration_group(benchmark, p), overwrite,
+            plan, root, Unit("calibration", benchmark, p), bench_dir / bm.calibration_path(p),
+            f"{benchmark}/{bm.calibration_path(p)}", schema.calibration_group(benchmark, p),
         )
         for s in b.sequences[p]:
             if sequences and s not in sequences:
@@ -824,7 +1148,7 @@ def _plan_benchmark(
             is_test = s not in b.video_sequences(p)
             n_timesteps = meta.frame_counts.get((p, s))
             seq_path = schema.sequence_group(benchmark, p, s)
-            seq = _ensure_group(root, seq_path, {
+            _plan_group(plan, root, seq_path, {
                 "participant": p, "sequence": s, "benchmark": benchmark,
                 "split": "test" if is_test else "train", "has_video": not is_test,
                 "n_timesteps": n_timesteps, "fps": b.fps,
@@ -837,23 +1161,89 @@ def _plan_benchmark(
                         for a in ("images", "alpha_maps") for c in b.train_serials
                     ]
                 else:
-                    _write_coords(seq, b.train_serials, n_timesteps)
-                    _plan_video(plan, root, loc, raw_root, benchmark, p, s, n_timesteps, codec, shard_timesteps, overwrite)
+                    _plan_coords(plan, _node(root, seq_path), seq_path, b.train_serials, n_timesteps)
+                    _plan_video(plan, root, benchmark, p, s, n_timesteps, codec)
             if b.has_pointclouds:
                 pc_dir = bench_dir / Path(bm.pointcloud_path(p, s, 0)).parent
                 _group_task(
-                    plan, root, loc, Unit("pointclouds", benchmark, p, s), pc_dir,
+                    plan, root, Unit("pointclouds", benchmark, p, s), pc_dir,
                     f"{benchmark}/{pc_dir.relative_to(bench_dir).as_posix()}/", schema.pointclouds_group(benchmark, p, s),
-                    overwrite, present=pc_dir.is_dir() and any(pc_dir.glob("*.pcd")),
+                    present=pc_dir.is_dir() and any(pc_dir.glob("*.pcd")),
                 )
             if b.has_tracking:
                 for v in sorted(bm.TRACKING_FILES):
                     _group_task(
-                        plan, root, loc, Unit("tracking", benchmark, p, s, version=v),
+                        plan, root, Unit("tracking", benchmark, p, s, version=v),
                         bench_dir / bm.tracking_path(p, s, v), f"{benchmark}/{bm.tracking_path(p, s, v)}",
-                        schema.tracking_group(benchmark, p, s, v), overwrite,
+                        schema.tracking_group(benchmark, p, s, v),
                         present=(bench_dir / bm.tracking_path(p, s, v)).exists(),
                     )
+
+
+def _validate(raw_root: str | os.PathLike, store: str | os.PathLike | StoreLocation, options: ConvertOptions) -> tuple[Path, schema.ImageCodec, list[str], StoreLocation]:
+    """Check the inputs of a conversion, reading only: the raw folder, the codec, the selection, the store
+    path. Returns ``(raw folder, codec, benchmark names, store location)``."""
+    raw = Path(raw_root).expanduser()
+    if not raw.is_dir():
+        raise ConvertError(f"{raw}: raw benchmark folder not found")
+    try:
+        codec = schema.ImageCodec(options.image_codec, int(options.jpeg_quality))
+    except ValueError as e:
+        raise ConvertError(str(e)) from None
+    names = select_benchmarks(raw, options.benchmarks)
+    check_selection(raw, names, options.participants, options.sequences)
+    loc = store if isinstance(store, StoreLocation) else StoreLocation.parse(store, options.storage_options)
+    _check_store_path(loc, raw)
+    return raw, codec, names, loc
+
+
+def plan_conversion(
+    raw_root: str | os.PathLike, store: str | os.PathLike | StoreLocation, options: ConvertOptions | None = None,
+) -> ConvertPlan:
+    """What converting ``raw_root`` into ``store`` with ``options`` will do, found by reading only.
+
+    Reads the raw folder (``metadata.json``, which files exist, their sizes, the video headers for the
+    frame size), and the store's existing arrays and completion markers; writes nothing, and does not
+    create a store that does not exist yet. Raises what :func:`convert_benchmark` raises before it
+    starts (:class:`ConvertError`, :class:`~nersemble_zarr.core.errors.SelectionError`, a store of
+    another format version). A plan made without the store lock may be stale once executed;
+    :func:`convert_benchmark` plans under the lock.
+    """
+    options = options or ConvertOptions()
+    raw, codec, names, loc = _validate(raw_root, store, options)
+    root = _read_root(loc)
+    info = {"format_version": schema.FORMAT_VERSION, "created_by": f"nersemble-zarr {__version__}", "source": raw.name}
+    found = root.attrs.get(schema.ROOT_ATTR) if root is not None else None
+    if found is not None and found.get("format_version") != schema.FORMAT_VERSION:
+        raise ConvertError(
+            f"{loc}: store format version {found.get('format_version')}, this nersemble-zarr writes "
+            f"{schema.FORMAT_VERSION}; convert into a new store"
+        )
+    plan = ConvertPlan(
+        raw=raw, store=loc, store_name=str(store), options=options, benchmarks=names,
+        root_attrs=info if found is None else None, free_bytes=free_space(loc),
+    )
+    for name in names:
+        _plan_benchmark(plan, root, name, codec)
+    return plan
+
+
+def _read_root(location: StoreLocation) -> zarr.Group | None:
+    """The store's root group opened read-only from its own metadata (not the consolidated copy), or
+    ``None`` when there is no store yet (nothing is created)."""
+    if not location.exists():
+        return None
+    return zarr.open_group(location.zarr_store(read_only=True), mode="r", use_consolidated=False)
+
+
+def _prepare(plan: ConvertPlan) -> zarr.Group:
+    """Do the plan's preparation: the root (and its attrs on a new store), then :attr:`ConvertPlan.prepare` in order."""
+    root = zarr.open_group(plan.store.zarr_store(), mode="a", use_consolidated=False)
+    if plan.root_attrs is not None and root.attrs.get(schema.ROOT_ATTR) is None:
+        root.attrs[schema.ROOT_ATTR] = plan.root_attrs
+    for step in plan.prepare:
+        step.apply(root)
+    return root
 
 
 def _mark_complete(root: zarr.Group, task: Task) -> None:
@@ -929,54 +1319,74 @@ def convert_benchmark(
     raw = Path(raw_root).expanduser()
     if not raw.is_dir():
         raise ConvertError(f"{raw}: raw benchmark folder not found")
+    _check_run_options(workers, scheduler)
+    options = ConvertOptions(
+        benchmarks=benchmarks, participants=participants, sequences=sequences, image_codec=image_codec,
+        jpeg_quality=jpeg_quality, overwrite=overwrite, shard_timesteps=shard_timesteps, storage_options=storage_options,
+    )
+    _, _, _, loc = _validate(raw, store, options)  # refusals come before the lock: nothing is written
+    with StoreLock(loc) as lock:
+        plan = plan_conversion(raw_root, store, options)  # under the lock: the store cannot change before execution
+        report = execute_plan(plan, workers=workers, scheduler=scheduler, progress=progress, lock=lock)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _check_run_options(workers: int | None, scheduler: Any) -> None:
     if workers is not None and scheduler is not None:
         raise ConvertError("give either workers (a local cluster) or scheduler (an existing one), not both")
     if workers is not None and int(workers) < 1:
         raise ConvertError(f"workers must be >= 1, not {workers}")
-    try:
-        codec = schema.ImageCodec(image_codec, int(jpeg_quality))
-    except ValueError as e:
-        raise ConvertError(str(e)) from None
-    names = select_benchmarks(raw, benchmarks)
-    check_selection(raw, names, participants, sequences)
-    loc = StoreLocation.parse(store, storage_options)
-    _check_store_path(loc, raw)
-    report = ConvertReport(store=str(store))
-    with StoreLock(loc) as lock:
-        root = _create_root(loc, raw)
-        plan = _Plan()
-        for name in names:
-            _plan_benchmark(plan, root, loc, raw, name, participants, sequences, codec, shard_timesteps, overwrite)
-        report.results.extend(plan.results)
-        report.not_in_raw = plan.not_in_raw
-        if plan.tasks:  # readers use the consolidated copy: it must not keep markers planning just reset
-            consolidate(loc)
-        # big videos first, so the small units fill the gaps at the end
-        tasks = sorted(plan.tasks, key=lambda t: (t.unit.kind != "video", -t.n_timesteps))
-        kill_after = int(os.environ.get(KILL_AFTER_UNITS_ENV, "0") or 0)
-        marked = 0
 
-        def on_result(outcome: JobOutcome[Task, UnitResult]) -> None:
-            nonlocal marked
-            task = outcome.job
-            # run_task never raises: a failed job is a unit whose worker died (or a job that never ran)
-            result = outcome.result if outcome.ok else UnitResult(
-                task.unit, "failed", f"{task.source}: dask task failed: {outcome.error}")
-            lock.check()  # a writer that lost its store lock stops here, before marking anything
-            if result.status == "done":
-                _mark_complete(root, task)
-                marked += 1
-                if kill_after and marked >= kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            report.results.append(result)
 
-        # threads: at most 4 units at once (default_threads); run_task(task, advance) counts frames as written
-        run_jobs(
-            tasks, run_task, workers=workers, scheduler=scheduler, threads=default_threads(), on_result=on_result,
-            progress=progress, desc="converting", frames_of=_video_frames, frames_done=_frames_written,
-            jobs_label="units", live_progress=True, name="convert",
-        )
+def execute_plan(
+    plan: ConvertPlan, *, workers: int | None = None, scheduler: Any = None, progress: bool = True,
+    lock: StoreLock | None = None,
+) -> ConvertReport:
+    """Do what ``plan`` says: the preparation first (root attrs, groups, coordinates, new frame arrays,
+    dropped levels, groups marked incomplete), a consolidate, then the units on the job runner (threads;
+    ``workers``: a local dask cluster; ``scheduler``: an existing one), each unit marked complete by
+    this process after it succeeded, and a last consolidate. ``lock``: the store lock the caller holds
+    (and planned under); without one, the store lock is taken here for the run.
+    """
+    _check_run_options(workers, scheduler)
+    if lock is None:
+        with StoreLock(plan.store) as own:
+            return execute_plan(plan, workers=workers, scheduler=scheduler, progress=progress, lock=own)
+    start = time.perf_counter()
+    loc = plan.store
+    report = ConvertReport(store=plan.store_name)
+    root = _prepare(plan)
+    report.results.extend(plan.results)
+    report.not_in_raw = list(plan.not_in_raw)
+    if plan.units:  # readers use the consolidated copy: it must not keep markers the preparation just reset
         consolidate(loc)
+    # big videos first, so the small units fill the gaps at the end
+    tasks = sorted((u.task for u in plan.units), key=lambda t: (t.unit.kind != "video", -t.n_timesteps))
+    kill_after = int(os.environ.get(KILL_AFTER_UNITS_ENV, "0") or 0)
+    marked = 0
+
+    def on_result(outcome: JobOutcome[Task, UnitResult]) -> None:
+        nonlocal marked
+        task = outcome.job
+        # run_task never raises: a failed job is a unit whose worker died (or a job that never ran)
+        result = outcome.result if outcome.ok else UnitResult(
+            task.unit, "failed", f"{task.source}: dask task failed: {outcome.error}")
+        lock.check()  # a writer that lost its store lock stops here, before marking anything
+        if result.status == "done":
+            _mark_complete(root, task)
+            marked += 1
+            if kill_after and marked >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        report.results.append(result)
+
+    # threads: at most 4 units at once (default_threads); run_task(task, advance) counts frames as written
+    run_jobs(
+        tasks, run_task, workers=workers, scheduler=scheduler, threads=default_threads(), on_result=on_result,
+        progress=progress, desc="converting", frames_of=_video_frames, frames_done=_frames_written,
+        jobs_label="units", live_progress=True, name="convert",
+    )
+    consolidate(loc)
     report.seconds = time.perf_counter() - start
     return report
 
