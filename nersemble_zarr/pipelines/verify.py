@@ -11,11 +11,11 @@ naming the item and the object, and the other items are still compared.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import zarr
 from ..core import benchmark as bm
 from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
+from ..jobs.runner import run_jobs
 from ..storage.integrity import guard_store, guarded
 from ..storage.location import StoreLocation
 
@@ -119,6 +120,11 @@ def _verify_video(
         return _compare_video(root, arr_path, cams, camera_index, path, name, alpha, min_psnr)
     except Exception as e:  # noqa: BLE001  a damaged store or raw file is a row of the report, not a crash
         return Check(name, False, _problem(f"{store}/{arr_path}", e))
+
+
+def _verify_video_job(args: tuple, *, min_psnr: float) -> Check:
+    """One job: :func:`_verify_video` of one argument tuple of :func:`_video_checks`."""
+    return _verify_video(*args, min_psnr=min_psnr)
 
 
 def _compare_video(
@@ -345,11 +351,16 @@ def verify_store(
     sequences: Sequence[str] | None = None,
     min_psnr: float = 35.0,
     workers: int | None = None,
+    scheduler: Any = None,
+    threads: int | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> VerifyReport:
     """Compare every converted item of ``store`` that ``raw_root`` also holds with its source.
 
-    Frames are re-decoded sequentially (``workers`` videos at a time, threads); lossless images,
+    Frames are re-decoded sequentially, one video per job of :func:`~nersemble_zarr.jobs.runner.run_jobs`:
+    ``threads`` videos at a time here (default: one per core, at most 4), or on ``workers`` local worker
+    processes, or on the existing dask cluster at ``scheduler`` (its workers must reach the store and
+    ``raw_root`` at the same paths); lossless images,
     alpha maps, clouds, tracking, calibration and metadata must match exactly (NaN equals NaN),
     JPEG images must reach ``min_psnr`` dB on every frame. Returns a :class:`VerifyReport` (``ok``,
     or failed rows naming the array, camera and timestep).
@@ -419,7 +430,9 @@ def verify_store(
                             root, schema.tracking_group(name, p, s, v), f"{seq_name} tracking v{v}",
                             _compare_tracking(bench_dir / bm.tracking_path(p, s, v)), where,
                         ))
-    with ThreadPoolExecutor(max_workers=workers or default_threads()) as pool:
-        report.checks += list(pool.map(lambda v: _verify_video(*v, min_psnr=min_psnr), videos))
+    outcomes = run_jobs(videos, functools.partial(_verify_video_job, min_psnr=min_psnr), workers=workers,
+                        scheduler=scheduler, threads=threads or default_threads(), name="verify")
+    # _verify_video never raises: a failed job is a video whose worker died
+    report.checks += [o.result if o.ok else Check(o.job[-2], False, f"{o.job[0]}/{o.job[1]}: {o.error}") for o in outcomes]
     report.seconds = time.perf_counter() - start
     return report
