@@ -19,7 +19,8 @@ import numpy as np
 from ..core import schema
 from ..core.benchmark import check_participant, check_timestep
 from ..core.errors import SelectionError
-from .store import StoreLike, list_participants, open_calibration, open_root, open_sequence, _sequences_in
+from .resolver import sequences_in
+from .store import StoreLike, list_participants, open_calibration, open_root, open_sequence
 
 DPI = 100
 _HOLD_OUT_COLOR = "#d62728"
@@ -82,7 +83,7 @@ def _video_sequence(store: StoreLike, benchmark: str, participant: int, sequence
                     storage_options: dict[str, Any] | None) -> str:
     """``sequence`` (default: the participant's first with video) if the store holds it with video."""
     root = open_root(store, storage_options=storage_options)
-    present = _sequences_in(root, benchmark, participant)
+    present = sequences_in(root, benchmark, participant)
     with_video = [s for s in present
                   if schema.IMAGES in root[schema.sequence_group(benchmark, participant, s)].array_keys()]
     where = f"{benchmark} participant {participant:03d}"

@@ -21,20 +21,30 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import zarr
 from torch.utils.data import Dataset
 
 from ..core import schema
-from ..core.benchmark import check_participant, get_benchmark, participant_dir
-from ..imaging import area_average, scale_intrinsics
-from ..core.errors import NersembleZarrError, SelectionError
-from ..storage.integrity import check_arrays, guarded, read
-from .store import StoreLike, _check_timesteps, _sequences_in, check_every_nth, complete_serials, level_of, open_root
+from ..core.benchmark import check_participant, get_benchmark
+from ..core.errors import SelectionError
+from ..imaging import area_average
+from .resolver import (
+    ResolvedSequence,
+    StoreLike,
+    StoreReadError,
+    check_every_nth,
+    check_timesteps,
+    has_group,
+    level_of,
+    open_root,
+    resolve_sequence,
+    sequences_in,
+    timestep_positions,
+)
 
 FrameDtype = Literal["uint8", "float32"]
 
 
-class FrameDatasetError(NersembleZarrError):
+class FrameDatasetError(StoreReadError):
     """The selection is empty or names what the store does not hold."""
 
 
@@ -50,6 +60,12 @@ class FrameDataset(Dataset):
     ``timesteps`` (an int, a slice or a list of timestep values; default all) and ``every_nth_frame``
     (a positive step over the selected timesteps). A timestep that is no integer >= 0 (3.7, "3", True,
     -1) or ``every_nth_frame=0`` raises :class:`~nersemble_zarr.core.errors.SelectionError` (a ``ValueError``).
+    Cameras, levels, completeness and calibration are resolved per sequence by
+    :func:`~nersemble_zarr.read.resolver.resolve_sequence`, the rule every reader shares: ``cameras=None``
+    takes every completely converted camera (others are left out with an
+    :class:`~nersemble_zarr.read.resolver.IncompleteStoreWarning`); named ``cameras`` filter each sequence
+    (a serial a sequence does not store is skipped there), and a named camera that is stored but not
+    completely converted raises :class:`FrameDatasetError` naming it.
     Frames read through the integrity guard: a missing or corrupt stored object raises
     :class:`~nersemble_zarr.core.errors.StoreIntegrityError` naming it, never returns fill values.
 
@@ -79,7 +95,7 @@ class FrameDataset(Dataset):
     ):
         if dtype not in ("uint8", "float32"):
             raise ValueError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
-        self._timesteps = None if timesteps is None else _check_timesteps(timesteps)
+        self._timesteps = None if timesteps is None else check_timesteps(timesteps)
         self._every_nth = check_every_nth(every_nth_frame) or 1
         get_benchmark(benchmark)
         self.store = store
@@ -95,29 +111,31 @@ class FrameDataset(Dataset):
 
         root = open_root(store, storage_options=storage_options)  # guarded; refuses a damaged root
         wanted_seq = _as_set(sequences)
-        wanted_cam = _as_set(cameras)
+        wanted_cam = None if cameras is None else ([cameras] if isinstance(cameras, str) else [str(c) for c in cameras])
         if participants is None:
-            group = root[schema.benchmark_group(benchmark)] if benchmark in root.group_keys() else None
+            group_path = schema.benchmark_group(benchmark)
+            group = root[group_path] if has_group(root, group_path) else None
             pids = sorted(int(n) for n, _ in group.groups() if n.isdigit()) if group is not None else []
         else:
             pids = [check_participant(benchmark, p) for p in ([participants] if isinstance(participants, int) else participants)]
 
-        # Per (participant, sequence) "unit": paths and the calibration of its selected cameras.
+        # Per (participant, sequence) "unit": the resolved sequence (cameras, level, calibration) and its selection.
         self.units: list[dict[str, Any]] = []
         unit_ids, cam_ids, t_ids = [], [], []
         for p in pids:
-            for s in _sequences_in(root, benchmark, p):
+            for s in sequences_in(root, benchmark, p):
                 if wanted_seq is not None and s not in wanted_seq:
                     continue
-                seq = root[schema.sequence_group(benchmark, p, s)]
-                if schema.IMAGES not in seq.array_keys():
-                    continue
-                unit = self._make_unit(root, seq, p, s, wanted_cam, resize)
-                if unit is None:
+                if schema.IMAGES not in root[schema.sequence_group(benchmark, p, s)].array_keys():
+                    continue  # tracking only
+                res = resolve_sequence(root, benchmark, p, s, cameras=wanted_cam, level=self.level, resize=resize,
+                                       error=FrameDatasetError, only_present=True, stacklevel=3)
+                t_positions = timestep_positions(res.timesteps, self._timesteps, self._every_nth)
+                if not res.cameras or not t_positions:
                     continue
                 u = len(self.units)
-                self.units.append(unit)
-                n_c, n_t = len(unit["cam_positions"]), len(unit["t_positions"])
+                self.units.append(_unit(res, t_positions))
+                n_c, n_t = len(res.cameras), len(t_positions)
                 unit_ids.append(np.full(n_c * n_t, u, dtype=np.int32))
                 cam_ids.append(np.repeat(np.arange(n_c, dtype=np.int32), n_t))
                 t_ids.append(np.tile(np.arange(n_t, dtype=np.int32), n_c))
@@ -129,68 +147,6 @@ class FrameDataset(Dataset):
         self._unit = np.concatenate(unit_ids)
         self._cam = np.concatenate(cam_ids)
         self._t = np.concatenate(t_ids)
-
-    def _make_unit(
-        self, root: zarr.Group, seq: zarr.Group, p: int, s: str, wanted_cam: set[str] | None, resize: bool
-    ) -> dict[str, Any] | None:
-        where = f"{self.benchmark} participant {participant_dir(p)} sequence {s!r}"
-        seq_path = schema.sequence_group(self.benchmark, p, s)
-        check_arrays(seq)
-        serials = [str(c) for c in read(seq[schema.CAMERA])]
-        complete = set(complete_serials(seq, serials))  # cameras not completely converted are left out
-        positions = [i for i, c in enumerate(serials) if c in complete and (wanted_cam is None or c in wanted_cam)]
-        if not positions:
-            return None
-        frames_path, on_read = seq_path, 1
-        if self.level != 1:
-            name = schema.level_group_name(self.level)
-            chosen = [serials[i] for i in positions]
-            if name in seq.group_keys() and complete_serials(seq[name], chosen) == chosen:
-                frames_path = f"{seq_path}/{name}"
-                check_arrays(seq[name])
-            elif resize:
-                on_read = self.level
-            else:
-                raise FrameDatasetError(
-                    f"{where}: level {self.level} (scale 1/{self.level}) is not stored; run "
-                    f"'nersemble-zarr downscale STORE --factor {self.level}' or pass resize=True"
-                )
-        calib = root[schema.calibration_group(self.benchmark, p)]
-        check_arrays(calib)
-        cal_serials = [str(c) for c in read(calib[schema.SERIAL])]
-        w2c_all, k_all = read(calib[schema.WORLD_2_CAM]), read(calib[schema.INTRINSICS])
-        missing = [serials[i] for i in positions if serials[i] not in cal_serials]
-        if missing:
-            raise FrameDatasetError(f"{where}: cameras {', '.join(missing)} have no calibration in the store")
-        rows = [cal_serials.index(serials[i]) for i in positions]
-        stored_t = [int(t) for t in read(seq[schema.TIMESTEP])]
-        t_positions = list(range(len(stored_t)))
-        if isinstance(self._timesteps, slice):
-            t_positions = [i for i in t_positions if (self._timesteps.start is None or stored_t[i] >= self._timesteps.start)
-                           and (self._timesteps.stop is None or stored_t[i] < self._timesteps.stop)][:: self._timesteps.step or 1]
-        elif self._timesteps is not None:
-            wanted_t = {self._timesteps} if isinstance(self._timesteps, int) else set(self._timesteps)
-            t_positions = [i for i in t_positions if stored_t[i] in wanted_t]
-        t_positions = t_positions[:: self._every_nth]
-        if not t_positions:
-            return None
-        intrinsics = k_all[rows]
-        if self.level != 1:
-            intrinsics = np.stack([scale_intrinsics(k, self.level) for k in intrinsics])
-        return {
-            "participant": p,
-            "sequence": s,
-            "frames_path": frames_path,
-            "resize": on_read,
-            "serials": [serials[i] for i in positions],
-            "all_serials": serials,
-            "cam_positions": positions,
-            "all_timesteps": stored_t,
-            "t_positions": t_positions,
-            "timesteps": [stored_t[i] for i in t_positions],
-            "world_2_cam": w2c_all[rows],
-            "intrinsics": intrinsics,
-        }
 
     def __len__(self) -> int:
         return int(self._unit.size)
@@ -207,10 +163,9 @@ class FrameDataset(Dataset):
         if h is None:  # through the root's consolidated metadata and the integrity guard
             if self._root_handle is None or self._root_handle[1] != os.getpid():
                 self._root_handle = (open_root(self.store, storage_options=self._storage_options), os.getpid())
-            unit = self.units[u]
-            group = self._root_handle[0][unit["frames_path"]]
-            labels = {schema.CAMERA: unit["all_serials"], schema.TIMESTEP: unit["all_timesteps"]}
-            h = (guarded(group[schema.IMAGES], labels), guarded(group[schema.ALPHA], labels) if self.with_alpha else None)
+            res: ResolvedSequence = self.units[u]["resolved"]
+            root = self._root_handle[0]
+            h = (res.frames(root, schema.IMAGES), res.frames(root, schema.ALPHA) if self.with_alpha else None)
             self._handles[u] = h
         return h
 
@@ -258,6 +213,23 @@ class FrameDataset(Dataset):
                 a = area_average(a, unit["resize"], axes=(0, 1))
             item["alpha"] = self._to_tensor(a[..., None])
         return item
+
+
+def _unit(res: ResolvedSequence, t_positions: list[int]) -> dict[str, Any]:
+    """One (participant, sequence) of the dataset: the resolved sequence and the selected timesteps, with the
+    per-camera arrays an item needs (``world_2_cam``, ``intrinsics`` at the level, in ``serials`` order)."""
+    return {
+        "participant": res.participant,
+        "sequence": res.sequence,
+        "resolved": res,
+        "resize": res.resize,
+        "serials": list(res.cameras),
+        "cam_positions": list(res.camera_positions),
+        "t_positions": t_positions,
+        "timesteps": [res.timesteps[i] for i in t_positions],
+        "world_2_cam": res.calibration.world_2_cam,
+        "intrinsics": res.calibration.intrinsics,
+    }
 
 
 def _check_index(index: Any) -> int:
