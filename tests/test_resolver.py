@@ -177,3 +177,32 @@ def test_a_camera_that_is_not_stored_is_named(converted_store: Path) -> None:
         open_sequence(converted_store, bm.NVS, p, s, cameras=["222200046"])  # hold-out: no video
     with pytest.raises(DataManagerError, match="no video of camera 222200046"):
         NVSDataManager(converted_store, p).load_alpha_map(s, "222200046", 0)
+
+
+def test_a_stored_level_is_used_when_complete_for_the_chosen_cameras(converted_store: Path, tmp_path: Path) -> None:
+    """The level rule, for every facade: the stored level is read when it is complete for the *chosen*
+    cameras; otherwise resize=True area-averages full frames, else an error naming the level."""
+    from nersemble_zarr.pipelines.downscale import downscale_store
+
+    store = tmp_path / "levels.zarr"
+    shutil.copytree(converted_store, store)
+    p, s = _nvs(store)
+    downscale_store(store, [2], benchmarks=[bm.NVS], participants=[p], sequences=[s], threads=2, progress=False)
+    dropped, kept = "222200038", "222200036"
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    images = root[f"nvs/{p:03d}/{s}/level_2/images"]
+    images.update_attributes({"complete_cameras": [c for c in images.attrs["complete_cameras"] if c != dropped]})
+    zarr.consolidate_metadata(str(store))
+
+    root = open_root(store)
+    with pytest.raises(StoreReadError, match=r"level 2 \(scale 1/2\) is not stored"):
+        resolve_sequence(root, bm.NVS, p, s, level=2)  # all complete cameras: the level lacks one
+    on_the_fly = resolve_sequence(root, bm.NVS, p, s, level=2, resize=True)
+    assert on_the_fly.resize == 2 and not on_the_fly.frames_path.endswith("level_2")
+    chosen = resolve_sequence(root, bm.NVS, p, s, cameras=[kept], level=2)
+    assert chosen.frames_path.endswith("level_2") and chosen.resize == 1
+    ds = open_sequence(store, bm.NVS, p, s, cameras=[kept], level=2)
+    stored = chosen.frames(root, "images")[chosen.camera_positions[0], 1]
+    np.testing.assert_array_equal(ds.images.sel(camera=kept, timestep=1).values, stored)
+    with pytest.raises(DataManagerError, match=r"level 2 \(scale 1/2\) is not stored"):
+        NVSDataManager(store, p).load_image(s, kept, 1, level=2)  # the data manager serves all complete cameras

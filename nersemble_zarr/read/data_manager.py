@@ -12,6 +12,11 @@ stored chunk read with zarr directly (no re-decoding of an mp4 from its start), 
 the same at every timestep. Extras over the official API are keyword-only: ``level=``/``scale=``
 pick a stored downscaled level (``resize=True`` area-averages on the fly when it is not stored).
 
+Cameras, levels, completeness and calibration come from the one sequence resolver
+(:mod:`nersemble_zarr.read.resolver`), as for ``open_sequence`` and ``FrameDataset``: cameras that are not
+completely converted are left out of ``list_serials`` with an ``IncompleteStoreWarning``, and loading one
+raises :class:`DataManagerError` naming it.
+
 Differences, by design: ``calibration`` values are plain ``(4, 4)``/``(3, 3)`` float64 arrays (the
 official dreifus ``Pose``/``Intrinsics`` subclass ndarray with the same values); ``load_all_images``
 with ``scale`` uses the stored area-averaged level rather than the official on-the-fly resize.

@@ -214,14 +214,16 @@ def choose_cameras(
     ``only_present=True`` it is skipped instead: a filter applied to many sequences); one stored but not
     complete raises ``error`` naming it.
     """
+    stored_set, complete_set = set(stored), set(complete)
+    with_video = ", ".join(c for c in stored if c in complete_set) or "none"
     if wanted is None:
-        chosen = [c for c in stored if c in set(complete)]
+        chosen = [c for c in stored if c in complete_set]
         if not chosen:
             raise error(
                 f"{where}: no camera's frames are completely written (no completion markers); "
                 f"rerun 'nersemble-zarr convert' to finish the store"
             )
-        left_out = [c for c in stored if c not in set(complete)]
+        left_out = [c for c in stored if c not in complete_set]
         if left_out:
             warnings.warn(
                 f"{where}: cameras {', '.join(left_out)} are not completely converted and are left out "
@@ -231,15 +233,15 @@ def choose_cameras(
             )
         return chosen
     asked = [wanted] if isinstance(wanted, str) else [str(c) for c in wanted]
-    absent = [c for c in asked if c not in set(stored)]
+    absent = [c for c in asked if c not in stored_set]
     if absent and not only_present:
-        raise error(f"{where} has no video of camera {', '.join(absent)}: cameras with video are {', '.join(complete)}")
-    asked = [c for c in asked if c in set(stored)]
-    unfinished = [c for c in asked if c not in set(complete)]
+        raise error(f"{where} has no video of camera {', '.join(absent)}: cameras with video are {with_video}")
+    asked = [c for c in asked if c in stored_set]
+    unfinished = [c for c in asked if c not in complete_set]
     if unfinished:
         raise error(
             f"{where} has no video of camera {', '.join(unfinished)}: its frames are not completely converted "
-            f"(download its videos and rerun 'nersemble-zarr convert'); cameras with video are {', '.join(complete)}"
+            f"(download its videos and rerun 'nersemble-zarr convert'); cameras with video are {with_video}"
         )
     return list(dict.fromkeys(asked))
 
@@ -305,7 +307,8 @@ def read_calibration(
 class ResolvedSequence:
     """One sequence as every reader sees it, resolved once (plain data: picklable, no zarr handles).
 
-    ``cameras`` are the chosen (complete) cameras; ``camera_positions`` their indices in the stored
+    ``cameras`` are the chosen (complete) cameras, ``complete_cameras`` every completely converted one;
+    ``camera_positions`` their indices in the stored
     arrays (``stored_cameras`` order); ``timesteps`` the stored video frame indices (ascending);
     ``frames_path`` the group holding ``images``/``alpha`` at ``level`` (``None`` for a tracking-only
     sequence), ``resize`` > 1 when full frames are area-averaged by that factor on read;
@@ -328,6 +331,7 @@ class ResolvedSequence:
     frames_path: str | None
     resize: int
     calibration: Calibration
+    complete_cameras: tuple[str, ...] = ()
     groups: dict[str, str] = field(default_factory=dict)
     incomplete: dict[str, str] = field(default_factory=dict)
     cloud_timestep: np.ndarray | None = None
@@ -352,10 +356,8 @@ class ResolvedSequence:
         by the completeness rule (absent, or not completely converted)."""
         serial = str(serial)
         if serial not in self.cameras:
-            complete = [c for c in self.cameras]
-            if serial in self.stored_cameras:
-                choose_cameras(self.stored_cameras, complete, [serial], self.where, error=error)
-            raise error(f"{self.where} has no video of camera {serial}: cameras with video are {', '.join(complete)}")
+            choose_cameras(self.stored_cameras, self.complete_cameras, [serial], self.where, error=error)
+            raise error(f"{self.where}: camera {serial} was not chosen (cameras {', '.join(self.cameras)})")
         return self.stored_cameras.index(serial)
 
     def timestep_position(self, timestep: Any, *, error: type[Exception] = StoreReadError, serial: str = "") -> int:
@@ -439,13 +441,15 @@ def resolve_sequence(
     calibration = read_calibration(root, benchmark, participant, error=error)
 
     stored: list[str] = []
+    complete: list[str] = []
     chosen: list[str] = []
     timesteps: list[int] = []
     frames_path, on_read = None, 1
     if schema.IMAGES in seq.array_keys():
         stored = [str(c) for c in read(seq[schema.CAMERA])]
         timesteps = [int(t) for t in read(seq[schema.TIMESTEP])]
-        chosen = choose_cameras(stored, complete_serials(seq, stored), cameras, where, error=error,
+        complete = complete_serials(seq, stored)
+        chosen = choose_cameras(stored, complete, cameras, where, error=error,
                                 only_present=only_present, stacklevel=stacklevel + 1)
         frames_path = path
         if factor != 1 and chosen:
@@ -492,6 +496,7 @@ def resolve_sequence(
         frames_path=frames_path,
         resize=on_read,
         calibration=calibration.select(rig, where, error=error).at_level(factor),
+        complete_cameras=tuple(complete),
         groups=groups,
         incomplete=incomplete,
         cloud_timestep=cloud_timestep,

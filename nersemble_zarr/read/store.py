@@ -11,9 +11,11 @@ one stored chunk.
 Downscaled levels (written by :mod:`nersemble_zarr.pipelines.downscale`) are picked with ``level=2`` or
 ``scale=0.5``; a missing level raises unless ``resize=True`` asks for an on-the-fly area average.
 
-Completion markers are honoured: cameras whose frames are not completely converted (e.g. videos
-not downloaded) are left out with an :class:`IncompleteStoreWarning` naming them; nothing returned
-here ever shows unwritten (fill-value) frames as data.
+``open_sequence`` is a facade over the one sequence resolver (:mod:`nersemble_zarr.read.resolver`), which
+also serves the data managers and ``FrameDataset``: completion markers are honoured the same way
+everywhere. Cameras whose frames are not completely converted (e.g. videos not downloaded) are left
+out with an :class:`IncompleteStoreWarning` naming them, and asking for one by name (``cameras=``) is an
+error naming it; nothing returned here ever shows unwritten (fill-value) frames as data.
 """
 
 from __future__ import annotations
