@@ -124,10 +124,10 @@ BAD_ARGUMENTS = {
     "download-participant": ("download {out} nvs -p 999 --no-progress", ["participant 999", "388, 422"]),
     "download-asset": ("download {out} nvs --assets depth --no-progress", ["'depth'", "calibration, images"]),
     # convert
-    "convert-benchmark": ("convert {raw} {out} --benchmark foo --quiet", ["'foo'", "'nvs'", "'mono_flame_avatar'"]),
-    "convert-participant": ("convert {raw} {out} -p 999 --quiet", ["participant 999", "388", "393"]),
-    "convert-sequence": ("convert {raw} {out} -s FOO --quiet", ["'FOO'", "GLASSES", "EXP-1-head"]),
-    "convert-sequence-of-other-participant": ("convert {raw} {out} -p 388 -s EXP-1-head --quiet",
+    "convert-benchmark": ("convert {raw} {out} --benchmark foo --no-progress", ["'foo'", "'nvs'", "'mono_flame_avatar'"]),
+    "convert-participant": ("convert {raw} {out} -p 999 --no-progress", ["participant 999", "388", "393"]),
+    "convert-sequence": ("convert {raw} {out} -s FOO --no-progress", ["'FOO'", "GLASSES", "EXP-1-head"]),
+    "convert-sequence-of-other-participant": ("convert {raw} {out} -p 388 -s EXP-1-head --no-progress",
                                               ["'EXP-1-head'", "388", "GLASSES"]),
     # verify
     "verify-benchmark": ("verify {store} {raw} --benchmark foo", ["'foo'", "'nvs'"]),
@@ -215,7 +215,7 @@ def test_convert_interrupted_prints_one_line_and_the_rerun_equals_a_clean_run(
     sample_root: Path, converted_store: Path, tmp_path: Path,
 ) -> None:
     store = tmp_path / "store.zarr"
-    cmd = [CLI, "convert", str(sample_root), str(store), "--quiet"]
+    cmd = [CLI, "convert", str(sample_root), str(store), "--no-progress"]
 
     def writing() -> bool:  # a first shard of frames is on disk
         return store.is_dir() and any(p.is_file() for p in store.glob("*/*/*/images/c/**/*"))
@@ -231,7 +231,7 @@ def test_convert_on_worker_processes_interrupted_prints_one_line(sample_root: Pa
     """``--workers 2`` runs units on a local dask cluster: its worker processes get the Ctrl-C too and
     must not print their own KeyboardInterrupt tracebacks."""
     store = tmp_path / "store.zarr"
-    cmd = [CLI, "convert", str(sample_root), str(store), "--quiet", "--workers", "2"]
+    cmd = [CLI, "convert", str(sample_root), str(store), "--no-progress", "--workers", "2"]
 
     def writing() -> bool:
         return store.is_dir() and any(p.is_file() for p in store.glob("*/*/*/images/c/**/*"))

@@ -236,8 +236,8 @@ def test_help_explains_every_option_with_its_default():
     assert top.exit_code == 0 and "sample" in top.output
     text = " ".join(CliRunner().invoke(cli, ["sample", "--help"]).output.split())
     for option, default in [
-        ("--benchmark", "all"), ("--participants", "388 (nvs), 393 (mono_flame_avatar)"), ("--frames", "12"),
-        ("--scale", "1/8"), ("--seed", "0"), ("--pointclouds", "all"), ("--flame-model", "none"), ("--workers", "up to 4"),
+        ("--benchmark", "all"), ("--participant", "388 (nvs), 393 (mono_flame_avatar)"), ("--frames", "12"),
+        ("--scale", "1/8"), ("--seed", "0"), ("--pointclouds", "all"), ("--flame-model", "none"), ("--workers", "threads in this process"),
     ]:
         assert option in text
         assert f"[default: {default}" in text, option

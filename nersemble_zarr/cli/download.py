@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
+from nersemble_zarr.cli.options import (
+    deprecated_alias, participant_option, progress_option, split_values,
+)
 from nersemble_zarr.pipelines.download.selection import ASSETS
 from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
 from nersemble_zarr.pipelines.download.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WORKERS, MAX_BACKOFF
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    """Repeated and comma-separated option values as one flat list."""
-    return [v for value in values for v in value.replace(",", " ").split()]
 
 
 def _ints(values: list[str], what: str) -> list[int]:
@@ -26,15 +24,16 @@ def _ints(values: list[str], what: str) -> list[int]:
 @click.command(context_settings={"show_default": True})
 @click.argument("raw", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
-@click.option("-p", "--participant", "participants", multiple=True, metavar="ID",
-              help="Participant id(s) to fetch; repeat or comma-separate. Default: all of the benchmark.")
+@participant_option(default_help="all of the benchmark")
 @click.option("--assets", multiple=True, default=("all",), metavar="NAME",
               help="Assets to fetch; repeat or comma-separate: "
                    + "; ".join(f"{' '.join(names)} ({b})" for b, names in ASSETS.items()) + "; or all.")
 @click.option("--pointcloud-frames", multiple=True, default=("first",), metavar="T",
               help="NVS point clouds: 'first' (first timestep of each sequence), 'all', or timesteps "
                    "(repeat or comma-separate) as listed in metadata.json.")
-@click.option("--workers", type=click.IntRange(min=1), default=DEFAULT_WORKERS, help="Files downloaded in parallel.")
+@click.option("--connections", type=click.IntRange(min=1), default=DEFAULT_WORKERS, metavar="N",
+              help="Files downloaded in parallel (HTTP connections).")
+@deprecated_alias("--workers", "connections", "--connections N", type=click.IntRange(min=1))
 @click.option("--overwrite", is_flag=True, help="Download again files that are already complete locally.")
 @click.option("--retries", type=click.IntRange(min=0), default=DEFAULT_RETRIES,
               help="Retries per file after connection errors, timeouts and 5xx answers.")
@@ -48,11 +47,11 @@ def _ints(values: list[str], what: str) -> list[int]:
 @click.option("--convert", "store", default=None, metavar="STORE",
               help="After a download without failures, convert the downloaded participants into this Zarr "
                    "store (a path or an fsspec URL), as `nersemble-zarr convert RAW STORE` would.")
-@click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
+@progress_option()
 def download(
-    raw: Path, benchmark: str, participants: tuple[str, ...], assets: tuple[str, ...],
-    pointcloud_frames: tuple[str, ...], workers: int, overwrite: bool, retries: int, backoff: float,
-    timeout: float, check_sizes: bool, store: str | None, no_progress: bool,
+    raw: Path, benchmark: str, participants: tuple[int, ...], assets: tuple[str, ...],
+    pointcloud_frames: tuple[str, ...], connections: int, overwrite: bool, retries: int, backoff: float,
+    timeout: float, check_sizes: bool, store: str | None, progress: bool,
 ) -> None:
     """Download BENCHMARK (nvs | mono_flame_avatar) into RAW/BENCHMARK/ in the official layout.
 
@@ -64,15 +63,15 @@ def download(
     from nersemble_zarr.pipelines.download.engine import AccessDeniedError, download_benchmark
     from nersemble_zarr.core.errors import NersembleZarrError
 
-    pids = _ints(_split(participants), "--participant") or None
+    pids = list(participants) or None
     check_selection([benchmark], pids)
-    frames_arg = _split(pointcloud_frames)
+    frames_arg = split_values(pointcloud_frames)
     frames: str | list[int] = frames_arg[0] if frames_arg in (["first"], ["all"]) else _ints(frames_arg, "--pointcloud-frames")
     try:
         report = download_benchmark(
-            raw, benchmark, participants=pids, assets=_split(assets) or "all", pointcloud_frames=frames,
-            workers=workers, overwrite=overwrite, retries=retries, backoff=backoff, timeout=timeout,
-            progress=not no_progress, check_sizes=check_sizes,
+            raw, benchmark, participants=pids, assets=split_values(assets) or "all", pointcloud_frames=frames,
+            workers=connections, overwrite=overwrite, retries=retries, backoff=backoff, timeout=timeout,
+            progress=progress, check_sizes=check_sizes,
         )
     except AccessDeniedError as e:
         if e.report is not None:
@@ -88,7 +87,7 @@ def download(
     if store is not None:
         from nersemble_zarr.pipelines.convert import convert_benchmark
 
-        converted = convert_benchmark(raw, store, benchmarks=[benchmark], participants=pids, progress=not no_progress)
+        converted = convert_benchmark(raw, store, benchmarks=[benchmark], participants=pids, progress=progress)
         click.echo(converted.summary())
         if not converted.ok:
             raise click.exceptions.Exit(1)

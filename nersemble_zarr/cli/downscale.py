@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from nersemble_zarr.cli.options import (
+    LEGACY_SCHEDULERS, benchmark_option, deprecation_note, parallel_kwargs, parallel_options, participant_option,
+    progress_option, sequence_option,
+)
 from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
 
 
@@ -11,24 +15,20 @@ from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
 @click.argument("store")
 @click.option("--factor", "-f", "factors", type=click.IntRange(min=2), multiple=True, required=True,
               help="Downscale factor of a level to write (repeatable): 2 = half, 4 = quarter resolution.")
-@click.option("--benchmark", "-b", "benchmarks", type=click.Choice(BENCHMARK_NAMES), multiple=True,
-              help="Only this benchmark (repeatable).  [default: all in STORE]")
-@click.option("--participant", "-p", "participants", type=int, multiple=True,
-              help="Only this participant (repeatable).  [default: all in STORE]")
-@click.option("--sequence", "-s", "sequences", multiple=True, help="Only this sequence (repeatable).  [default: all]")
-@click.option("--scheduler", type=click.Choice(["threads", "processes", "synchronous"]), default="threads",
-              help="dask scheduler running the per-shard tasks.")
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-              help="Parallel tasks.  [default: dask's default, one per core]")
-@click.option("--progress/--no-progress", default=True, help="Show frames done, rate and ETA on stderr.")
+@benchmark_option()
+@participant_option()
+@sequence_option()
+@parallel_options(legacy_threads=True)
+@progress_option()
 def downscale(
     store: str,
     factors: tuple[int, ...],
     benchmarks: tuple[str, ...],
     participants: tuple[int, ...],
     sequences: tuple[str, ...],
-    scheduler: str,
     workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
     progress: bool,
 ) -> None:
     """Write downscaled levels of every converted sequence in STORE (path or fsspec URL).
@@ -41,9 +41,20 @@ def downscale(
     check_selection(benchmarks or BENCHMARK_NAMES, participants, sequences)
     from nersemble_zarr.pipelines.downscale import downscale_store
 
+    if scheduler in LEGACY_SCHEDULERS:  # dask's local scheduler names of before the job runner
+        deprecation_note(f"--scheduler {scheduler}", "--workers N for N local worker processes (threads are the "
+                         "default; --scheduler is now the ADDRESS of an existing dask.distributed cluster)")
+        if scheduler == "synchronous":
+            threads = 1
+        elif scheduler == "processes":
+            from nersemble_zarr.jobs.runner import available_cores
+
+            workers, threads = workers or threads or available_cores(), None
+        scheduler = None
     report = downscale_store(
         store, factors, benchmarks=benchmarks or None, participants=participants or None,
-        sequences=sequences or None, scheduler=scheduler, num_workers=workers, progress=progress,
+        sequences=sequences or None, progress=progress,
+        **parallel_kwargs(downscale_store, workers, scheduler, threads),
     )
     rate = f" ({report.frames / report.seconds:.0f} frames/s)" if report.frames and report.seconds > 0 else ""
     click.echo(

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from nersemble_zarr.cli.options import parallel_kwargs, parallel_options, progress_option
+
 
 @click.command(context_settings={"show_default": True})
 @click.argument("store", type=str)
@@ -14,20 +16,16 @@ import click
                    "Default: $FLAME_MODEL_PATH or FLAME_MODEL_PATH in ~/.config/nersemble_benchmark/.env.")
 @click.option("--tracking-version", type=click.Choice(["1", "2"]), default="2",
               help="Which FLAME tracking to evaluate (2 is the current one, used for submissions).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Threads evaluating chunks in parallel. Default: the number of CPUs.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Address (tcp://host:port) of an existing dask.distributed scheduler: chunks are evaluated on its "
-                   "workers, which must reach STORE at the same path or URL (instead of --workers threads here).")
+@parallel_options()
 @click.option("--frames-per-chunk", type=click.IntRange(min=1), default=64,
               help="Frames per stored chunk of vertices (and per parallel task).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64,
               help="Timesteps per batched FLAME evaluation within a chunk; bounds memory (~1 MB per timestep).")
 @click.option("--device", default="cpu", help="Torch device the forward runs on (cpu, cuda, cuda:1, ...).")
-@click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
+@progress_option()
 def flame(
     store: str, flame_model: Path | None, tracking_version: str, workers: int | None, scheduler: str | None,
-    frames_per_chunk: int, batch_size: int, device: str, no_progress: bool,
+    frames_per_chunk: int, batch_size: int, device: str, progress: bool,
 ) -> None:
     """Write FLAME vertices for every sequence with tracking (train and test) into STORE.
 
@@ -39,12 +37,11 @@ def flame(
     from nersemble_zarr.pipelines.flame import write_flame_to_store
     from nersemble_zarr.flame.model import FlameModel
 
-    if workers is not None and scheduler is not None:
-        raise click.UsageError("give either --workers or --scheduler, not both")
+    parallel = parallel_kwargs(write_flame_to_store, workers, scheduler)
     model = FlameModel.load(flame_model, device=device)
     summary = write_flame_to_store(
-        store, model, version=int(tracking_version), workers=workers, scheduler=scheduler, frames_per_chunk=frames_per_chunk,
-        chunk_size=batch_size, progress=not no_progress,
+        store, model, version=int(tracking_version), frames_per_chunk=frames_per_chunk, chunk_size=batch_size,
+        progress=progress, **parallel,
     )
     rate = summary.frames_written / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import click
 
+from nersemble_zarr.cli.options import (
+    parse_participants, benchmark_option, deprecated_alias, parallel_kwargs, parallel_options, participant_option,
+    progress_option,
+)
 from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
 from nersemble_zarr.testing.sample import DEFAULT_FRAMES, DEFAULT_PARTICIPANTS, DEFAULT_SCALE
 
@@ -29,59 +33,50 @@ class _ScaleType(click.ParamType):
         return scale
 
 
-def _split_ints(values: tuple[str, ...]) -> list[int]:
-    items = [v for value in values for v in value.replace(",", " ").split()]
-    try:
-        return [int(v) for v in items]
-    except ValueError:
-        raise click.BadParameter(f"expected participant ids, got {' '.join(items)!r}", param_hint="--participants") from None
-
-
 _DEFAULT_IDS = ", ".join(f"{p} ({b})" for b, pids in DEFAULT_PARTICIPANTS.items() for p in pids)
 
 
 @click.command(context_settings={"show_default": True})
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--benchmark", "benchmark", type=click.Choice(BENCHMARK_NAMES + ("all",)), default="all",
-              help="Which benchmark folder(s) to generate.")
-@click.option("-p", "--participants", multiple=True, metavar="ID",
-              help=f"Participant ids to generate files for; repeat or comma-separate. Each goes to the benchmark "
-                   f"that has it; metadata.json always lists every participant. [default: {_DEFAULT_IDS}]")
+@benchmark_option()
+@participant_option(default_help=_DEFAULT_IDS)
+@deprecated_alias("--participants", "participants", "-p/--participant", merge=True, multiple=True,
+                  callback=parse_participants)
 @click.option("--frames", type=click.IntRange(min=1), default=DEFAULT_FRAMES,
               help="Frames per sequence at most: each sequence gets N, N-1 or N-2 (drawn from the seed), so "
                    "frame counts are never all equal.")
 @click.option("--scale", type=_ScaleType(), default=str(Fraction(DEFAULT_SCALE).limit_denominator()),
-              help="Linear scale of the published resolution (NVS 1100x1604, mono 512x512), sizes rounded to "
-                   "even: 1/8 gives 138x200 and 64x64; 1 gives full resolution.")
+              help="Linear scale of the published resolution (width x height: NVS 1100x1604, mono 512x512), "
+                   "sizes rounded to even: 1/8 gives 138x200 and 64x64; 1 gives full resolution.")
 @click.option("--seed", type=int, default=0, help="Random seed: the same arguments write the same bytes.")
 @click.option("--pointclouds", type=click.Choice(["first", "all"]), default="all",
               help="NVS point clouds for every timestep or only the first.")
 @click.option("--flame-model", "flame_model", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="DIR", help="Also write a synthetic FLAME-2023-shaped model DIR/flame2023.pkl (for FLAME "
                                   "code without the licensed model). [default: none]")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Videos encoded in parallel. [default: up to 4, by CPU count]")
-@click.option("--no-progress", is_flag=True, help="Do not show the progress bar on stderr.")
+@parallel_options()
+@progress_option()
 def sample(
-    out: Path, benchmark: str, participants: tuple[str, ...], frames: int, scale: float, seed: int,
-    pointclouds: str, flame_model: Path | None, workers: int | None, no_progress: bool,
+    out: Path, benchmarks: tuple[str, ...], participants: tuple[int, ...], frames: int, scale: float, seed: int,
+    pointclouds: str, flame_model: Path | None, workers: int | None, scheduler: str | None, progress: bool,
 ) -> None:
     """Generate a sample benchmark in OUT/<benchmark>/ with the official layout and file formats.
 
     Rendered moving head videos (libx264 mp4) with alpha maps, calibration for all 16 cameras,
     NVS point clouds (.pcd), mono FLAME tracking (v1 and v2) and both metadata.json files. Loads
     in the official nersemble_benchmark data managers. Rerunning with the same arguments skips
-    files that are already complete.
+    files that are already complete. Each participant goes to the benchmark that has it;
+    metadata.json always lists every participant.
     """
     from nersemble_zarr.testing.sample import generate_sample
 
     started = time.perf_counter()
-    names = BENCHMARK_NAMES if benchmark == "all" else (benchmark,)
-    pids = _split_ints(participants) or None
+    names = benchmarks or BENCHMARK_NAMES
+    pids = list(participants) or None
     check_selection(names, pids)
     root = generate_sample(
-        out, benchmarks=names, participants=pids, frames=frames, scale=scale,
-        seed=seed, pointclouds=pointclouds, flame_model_dir=flame_model, workers=workers, progress=not no_progress,
+        out, benchmarks=names, participants=pids, frames=frames, scale=scale, seed=seed, pointclouds=pointclouds,
+        flame_model_dir=flame_model, progress=progress, **parallel_kwargs(generate_sample, workers, scheduler),
     )
     for name in names:
         files = [f for f in (root / name).rglob("*") if f.is_file()]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from nersemble_zarr.core.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.cli.options import benchmark_option, format_size, participant_option, sequence_option
 
 
 @click.command()
 @click.argument("store")
-@click.option("--benchmark", "-b", type=click.Choice(BENCHMARK_NAMES), required=True, help="Benchmark to show.")
-@click.option("--participant", "-p", type=int, required=True, help="Participant id, e.g. 388.")
-@click.option("--sequence", "-s", default=None, help="Sequence.  [default: the participant's first with video]")
+@benchmark_option(one=True, required=True)
+@participant_option(one=True, required=True)
+@sequence_option(one=True, default_help="the participant's first with video")
 @click.option("--timestep", "-t", type=int, default=None, help="Timestep (video frame index).  [default: the middle one]")
 @click.option("--level", type=click.IntRange(min=1), default=1, help="Stored level to read (2 = half resolution).")
 @click.option("--tile-width", type=click.IntRange(min=16), default=240, help="Width of one camera's tile in pixels.")
@@ -40,7 +40,7 @@ def show(
         info = contact_sheet(store, benchmark, participant, out, sequence=sequence, timestep=timestep,
                              level=level, tile_width=tile_width)
         click.echo(
-            f"wrote {info.path} ({info.size[1]}x{info.size[0]} px): {len(info.cameras)} cameras of "
+            f"wrote {info.path} ({format_size(info.size[1], info.size[0])} px): {len(info.cameras)} cameras of "
             f"{benchmark} {participant:03d} {info.sequence} at timestep {info.timestep}"
         )
     if cameras_plot is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from nersemble_zarr.cli.options import (
+    emit_report, json_option, parallel_kwargs, parallel_options, participant_option, progress_option,
+)
 from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
 
 _METADATA_HELP = (
@@ -19,10 +20,8 @@ _METADATA_HELP = (
 @click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The submission zip to write.")
 @click.option("--metadata", "-m", default=None, help=_METADATA_HELP + "  [default: no frame-count check]")
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-              help="Videos encoded in parallel (dask threads).  [default: dask's thread count]")
-@click.option("--participant", "-p", "participants", type=int, multiple=True,
-              help="Only pack these participants' renders (repeatable).  [default: all in RENDERS]")
+@participant_option(default_help="all in RENDERS")
+@parallel_options(legacy_threads=True)
 @click.option("--append", "-a", is_flag=True,
               help="Add to the unfinished submission (<out>.partial/) or to the finalized zip at --out; "
                    "videos already there are kept and not re-encoded.")
@@ -30,14 +29,16 @@ _METADATA_HELP = (
 @click.option("--no-finalize", is_flag=True,
               help="Keep the videos staged in <out>.partial/ instead of writing the zip (finish later with --append).")
 @click.option("--float-input", is_flag=True, help="Accept float renders in [0, 1] (else uint8 0-255 is required).")
-@click.option("--progress/--no-progress", default=True, help="Show frames done, rate and ETA on stderr.")
+@progress_option()
 def submit(
     renders: str,
     benchmark: str,
     out: str,
     metadata: str | None,
-    workers: int | None,
     participants: tuple[int, ...],
+    workers: int | None,
+    scheduler: str | None,
+    threads: int | None,
     append: bool,
     overwrite: bool,
     no_finalize: bool,
@@ -55,14 +56,15 @@ def submit(
     from nersemble_zarr.submission.writer import staging_folder, write_submission
 
     check_selection([benchmark], participants)
+    parallel = parallel_kwargs(write_submission, workers, scheduler, threads)
     staging = staging_folder(out)
     if staging.exists() and not append:
         click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
                    f"(--append continues it instead)", err=True)
     result, encoded = write_submission(
-        renders, benchmark, out, metadata=metadata, workers=workers, mode="a" if append else "w",
+        renders, benchmark, out, metadata=metadata, mode="a" if append else "w",
         participants=participants or None, float_input=float_input, overwrite=overwrite,
-        finalize=not no_finalize, progress=progress,
+        finalize=not no_finalize, progress=progress, **parallel,
     )
     n_scored = len(get_benchmark(benchmark).submission_keys())
     if no_finalize:
@@ -85,12 +87,9 @@ def submit(
 @click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
 @click.option("--metadata", "-m", default=None,
               help=_METADATA_HELP + "  [default: frame counts only compared between cameras]")
-@click.option("--participant", "-p", "participants", type=int, multiple=True,
-              help="Expect only these participants' videos (repeatable), e.g. for a partial submission.  "
-                   "[default: all]")
-@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False, allow_dash=True),
-              help="Also write the report as JSON to this file ('-' for stdout, instead of the table).")
-@click.option("--progress/--no-progress", default=True, help="Show videos checked, rate and ETA on stderr.")
+@participant_option(default_help="all; fewer for a partial submission")
+@json_option()
+@progress_option()
 def validate(
     zip_path: str, benchmark: str, metadata: str | None, participants: tuple[int, ...], json_out: str | None,
     progress: bool,
@@ -107,12 +106,6 @@ def validate(
     report = validate_submission(
         zip_path, benchmark, metadata=metadata, participants=participants or None, progress=progress
     )
-    if json_out == "-":
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        click.echo(format_report(report))
-        if json_out:
-            with open(json_out, "w") as f:
-                json.dump(report.to_dict(), f, indent=2)
+    emit_report(json_out, report.to_dict, lambda: format_report(report))
     if not report.ok:
         raise click.exceptions.Exit(1)

@@ -310,7 +310,7 @@ def format_info(info: StoreInfo) -> str:
             for s in p.sequences:
                 parts = []
                 if s.cameras:
-                    parts.append(f"{s.cameras} cam × {s.frames} frames {s.height}×{s.width}")
+                    parts.append(f"{s.cameras} cam × {s.frames} frames {s.width}x{s.height}")
                     parts.append(f"images [{_codec_label(s.codec)}]" if s.images else "")
                     parts.append("alpha [lossless]" if s.alpha else "")
                 if s.pointclouds is not None:
