@@ -57,7 +57,7 @@ SCHEDULER_HELP = (
     "Run the jobs on the existing dask.distributed cluster at ADDRESS (tcp://host:port); its workers must "
     "reach the data at the same path or URL."
 )
-PROGRESS_HELP = "Show progress (done, rate, ETA) on stderr."
+PROGRESS_HELP = "Show progress (done, rate, ETA) on stderr.  [default: shown]"
 JSON_HELP = (
     "The report as JSON: bare --json or --json - prints it on stdout instead of the table; "
     "--json FILE also writes it to FILE."
@@ -204,7 +204,7 @@ def progress_option(*, legacy_quiet: bool = False) -> Callable[[F], F]:
     def decorator(f: F) -> F:
         if legacy_quiet:
             f = deprecated_alias("--quiet", "progress", "--no-progress", is_flag=True, convert=lambda v: False)(f)
-        return click.option("--progress/--no-progress", "progress", default=True, show_default=True,
+        return click.option("--progress/--no-progress", "progress", default=True, show_default=False,
                             help=PROGRESS_HELP)(f)
 
     return decorator
