@@ -214,6 +214,9 @@ def test_torch_thread_budget_is_set_inside_jobs_and_restored_after():
         assert torch.get_num_threads() == 3
         run_jobs([0], torch_threads_in_job)  # torch_threads=None leaves torch alone
         assert torch.get_num_threads() == 3
+        # the budget follows the slots, not the number of jobs: one job alone runs as it would among many
+        [alone] = run_jobs([0], torch_threads_in_job, torch_threads="auto")
+        assert alone.result == 1  # default slots: one per core, so 1 intra-op thread each
     finally:
         torch.set_num_threads(previous)
 

@@ -37,8 +37,10 @@ job that raised counts only what it reported live.
 
 Torch thread budget: a job that runs torch (FLAME) on a machine busy with other jobs must not use every core
 for intra-op threads (2 threads on a busy 2-core machine run FLAME 5–10× slower than 1). With
-``torch_threads="auto"`` each job runs with ``max(1, cores // concurrent jobs on its machine)`` intra-op
-threads; with an int, with that many. The previous setting is restored afterwards (in threads mode around the
+``torch_threads="auto"`` each job runs with ``max(1, cores // job slots on its machine)`` intra-op threads
+(slots: ``threads``, ``workers``, or the threads of a cluster's workers on that host; not the number of jobs,
+so a rerun that redoes one job computes it bit for bit like the run that did them all); with an int, with that
+many. The previous setting is restored afterwards (in threads mode around the
 whole call, torch's setting being process-wide; on a worker process around each job). ``None`` (default):
 torch is neither imported nor touched.
 """
@@ -372,11 +374,14 @@ def _run_threads(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    n = min(len(jobs), int(threads) if threads is not None else available_cores())
+    slots = int(threads) if threads is not None else available_cores()
+    n = min(len(jobs), slots)
     call = _Call(fn, shared is not None, live_progress, None)
     budget = None
     if torch_threads is not None:
-        budget = _budget(available_cores(), n) if torch_threads == "auto" else int(torch_threads)
+        # from the slots, not from how many jobs there are: torch's results depend on its thread count in the
+        # last bits, so a rerun that redoes one job must compute it exactly as a run that did them all
+        budget = _budget(available_cores(), slots) if torch_threads == "auto" else int(torch_threads)
     with torch_thread_budget(budget) if budget is not None else nullcontext():
         if n == 1:  # one at a time: here, in job order, each outcome handed over before the next job starts
             for i, job in enumerate(jobs):
