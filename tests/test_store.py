@@ -260,9 +260,12 @@ def test_cameras_without_completion_marker_are_left_out_with_a_warning(converted
     assert unfinished not in ds.camera.values.tolist()
     assert ds.sizes["camera"] == len(bm.NVS_BENCHMARK.train_serials) - 1
     dm = NVSDataManager(store, p)
-    assert unfinished not in dm.list_serials(s) and not dm.has_video(s, unfinished)
-    with pytest.raises(KeyError, match=f"no video of camera {unfinished}"):
+    with pytest.warns(IncompleteStoreWarning, match=unfinished):  # the same rule as open_sequence (one resolver)
+        assert unfinished not in dm.list_serials(s) and not dm.has_video(s, unfinished)
+    with pytest.raises(KeyError, match=f"no video of camera {unfinished}: its frames are not completely converted"):
         dm.load_image(s, unfinished, 0)
+    with pytest.raises(StoreReadError, match=f"camera {unfinished}: its frames are not completely converted"):
+        open_sequence(store, bm.NVS, p, s, cameras=[unfinished])
 
 
 def test_tracking_and_point_clouds_without_completion_marker_are_left_out(converted_store: Path, tmp_path: Path) -> None:

@@ -152,9 +152,9 @@ class _StoreDataManager:
             return list(res.timesteps)
         for version in (schema.CURRENT_TRACKING_VERSION, 1):
             name = schema.tracking_group_name(version)
-            path = res.groups.get(name)
-            if path is not None:
-                return [int(t) for t in read(self._root()[path][schema.FRAME])]
+            if name in res.groups:
+                group = res.open_group(self._root(), name, f"FLAME tracking v{version}", required=True, error=DataManagerError)
+                return [int(t) for t in read(group[schema.FRAME])]
         return []
 
     def has_sequence(self, sequence_name: str) -> bool:
@@ -244,7 +244,7 @@ class NVSDataManager(_StoreDataManager):
         timestep = check_timestep(timestep)
         res = self._resolve(sequence_name)
         rows = res.cloud_rows(timestep, error=DataManagerError)
-        pc = self._root()[res.groups[schema.POINTCLOUDS]]
+        pc = res.open_group(self._root(), schema.POINTCLOUDS, "point clouds", required=True, error=DataManagerError)
         points = np.asarray(read(pc[schema.POINTS], rows), dtype=np.float32)
         colors = (read(pc[schema.COLORS], rows).astype(np.float64) / 255.).astype(np.float32)
         if schema.NORMALS in pc.array_keys():
@@ -269,8 +269,9 @@ class MonoFlameAvatarDataManager(_StoreDataManager):
         from ..raw.tracking import FlameTracking
 
         name = schema.tracking_group_name(version)
-        path = self._resolve(sequence_name).group(name, f"FLAME tracking v{version}", required=True, error=DataManagerError)
-        group = self._root()[path]
+        group = self._resolve(sequence_name).open_group(
+            self._root(), name, f"FLAME tracking v{version}", required=True, error=DataManagerError
+        )
         values = {key: read(group[key]) for key in schema.TRACKING_VARIABLES}
         values["shape"] = values["shape"].reshape(1, -1)
         values["scale"] = np.asarray(values["scale"]).reshape(1, 1)

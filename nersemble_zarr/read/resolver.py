@@ -373,7 +373,9 @@ class ResolvedSequence:
                 f"{self.where}{camera} has no timestep {t}: timesteps are {first}..{last} ({len(self.timesteps)} frames)"
             ) from None
 
-    def group(self, name: str, what: str, *, required: bool, error: type[Exception] = StoreReadError) -> str | None:
+    def group(
+        self, name: str, what: str, *, required: bool, error: type[Exception] = StoreReadError, stacklevel: int = 3
+    ) -> str | None:
         """Path of the optional group ``name`` (tracking, point clouds) if it is complete.
 
         ``required=True`` (data managers: the caller asked for it): absent or not complete raises ``error``.
@@ -386,11 +388,23 @@ class ResolvedSequence:
                        + ("" if required else " and are left out") + " (rerun 'nersemble-zarr convert' to finish them)")
             if required:
                 raise error(message)
-            warnings.warn(message, IncompleteStoreWarning, stacklevel=3)
+            warnings.warn(message, IncompleteStoreWarning, stacklevel=stacklevel)
             return None
         if required:
             raise error(f"{self.where} has no {what} in the store")
         return None
+
+    def open_group(
+        self, root: zarr.Group, name: str, what: str, *, required: bool, error: type[Exception] = StoreReadError
+    ) -> zarr.Group | None:
+        """The optional group ``name`` (see :meth:`group`) opened from ``root`` with its member arrays'
+        metadata checked by the integrity guard (checked when used, so a reader of frames never pays for it)."""
+        path = self.group(name, what, required=required, error=error, stacklevel=4)
+        if path is None:
+            return None
+        group = root[path]
+        check_arrays(group)
+        return group
 
     def cloud_rows(self, timestep: Any, *, error: type[Exception] = StoreReadError) -> slice:
         """Rows of the point cloud at ``timestep`` in the CSR arrays (``points``, ``colors``, ``normals``)."""
@@ -472,13 +486,13 @@ def resolve_sequence(
     for name, what in _OPTIONAL_GROUPS.items():
         if name in seq.group_keys():
             if seq[name].attrs.get(schema.COMPLETE_ATTR, False):
-                check_arrays(seq[name])
                 groups[name] = f"{path}/{name}"
             else:
                 incomplete[name] = what
     cloud_timestep = cloud_offsets = None
     if schema.POINTCLOUDS in groups:
         clouds = seq[schema.POINTCLOUDS]
+        check_arrays(clouds, [schema.CLOUD_TIMESTEP, schema.OFFSETS])
         cloud_timestep = np.asarray(read(clouds[schema.CLOUD_TIMESTEP]))
         cloud_offsets = np.asarray(read(clouds[schema.OFFSETS]), dtype=np.int64)
 

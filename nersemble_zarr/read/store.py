@@ -171,7 +171,6 @@ def open_sequence(
     root = open_root(store, storage_options=storage_options)
     res = resolve_sequence(root, benchmark, participant, sequence, cameras=cameras, level=level, scale=scale,
                            resize=resize, stacklevel=3)
-    seq_group = root[res.path]
     ds = _frames_dataset(root, res) if res.has_video else xr.Dataset()
     ds.attrs = {
         "benchmark": benchmark,
@@ -182,9 +181,9 @@ def open_sequence(
     }
 
     name = schema.tracking_group_name(tracking_version)
-    tracking_path = res.group(name, f"FLAME tracking v{tracking_version}", required=False)
-    if tracking_path is not None:
-        tracking = _open_dataset(root[tracking_path])
+    tracking_group = res.open_group(root, name, f"FLAME tracking v{tracking_version}", required=False)
+    if tracking_group is not None:
+        tracking = _open_dataset(tracking_group)
         frames = tracking[schema.FRAME].values
         if not res.has_video:
             tracking = tracking.rename({schema.FRAME: schema.TIMESTEP})
@@ -193,10 +192,9 @@ def open_sequence(
         ds = ds.merge(tracking, combine_attrs="override")
         ds.attrs["tracking_version"] = int(tracking_version)
 
-    clouds_path = res.group(schema.POINTCLOUDS, "point clouds", required=False)
-    if clouds_path is not None:
-        ds = ds.merge(_open_dataset(root[clouds_path]), combine_attrs="override")
-    del seq_group
+    clouds_group = res.open_group(root, schema.POINTCLOUDS, "point clouds", required=False)
+    if clouds_group is not None:
+        ds = ds.merge(_open_dataset(clouds_group), combine_attrs="override")
 
     # Calibration of the resolved cameras at the resolved level: values from the resolver, attrs from the store.
     calib = res.calibration
