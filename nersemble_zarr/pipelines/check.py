@@ -42,7 +42,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ import numpy as np
 from ..core import schema
 from ..core.benchmark import BENCHMARK_NAMES
 from ..core.errors import NersembleZarrError, SelectionError
+from ..jobs.runner import JobOutcome, run_jobs
 from ..storage.leftovers import LEFTOVER_PATTERN
 from ..storage.location import StoreLocation
 from ..storage.markers import consolidate
@@ -389,7 +389,7 @@ class _Checker:
 
     # -- metadata -----------------------------------------------------------------------------
 
-    def read_documents(self, pool: ThreadPoolExecutor) -> None:
+    def read_documents(self, threads: int) -> None:
         doc_keys = [k for k in self.objects.sizes if (k == "zarr.json" or k.endswith("/zarr.json"))]
 
         def load(key: str) -> tuple[str, Any]:
@@ -399,7 +399,12 @@ class _Checker:
                 return key, e
 
         root_doc = None
-        for key, doc in pool.map(load, doc_keys):
+        loaded = []
+        for outcome in run_jobs(doc_keys, load, threads=threads, name="check-metadata"):
+            if not outcome.ok:  # not a parse error: the object cannot be read at all
+                raise outcome.exception if outcome.exception is not None else CheckError(str(outcome.error))
+            loaded.append(outcome.result)
+        for key, doc in loaded:
             path = key[: -len("zarr.json")].rstrip("/")
             if isinstance(doc, Exception) or not isinstance(doc, dict):
                 self.bad_docs.add(path)
@@ -763,30 +768,24 @@ class _Checker:
 
     # -- reading jobs -------------------------------------------------------------------------
 
-    def run_jobs(self, pool: ThreadPoolExecutor, tick: Callable[[int], None]) -> None:
-        def shard(job: _ShardJob) -> Problem | None:
-            try:
-                return self.check_shard_index(job)
-            finally:
-                tick(1)
-
-        for found in pool.map(shard, self.shard_jobs):
-            if found is not None:
-                found.__dict__.update({k: v for k, v in _context(found.array).items()})
-                self.report.problems.append(found)
-        self.report.objects_checked += len(self.shard_jobs)
-        if not self.deep_jobs:
-            return
+    def read_objects(self, threads: int, progress: bool | Callable[[int, int], None]) -> None:
+        """Run the shard-index and (deep) chunk-decode jobs as one :func:`~nersemble_zarr.jobs.runner.run_jobs`
+        call on ``threads`` threads; ``progress`` counts objects. A chunk of a shard already reported (from its
+        index, or by the walk) is not reported again."""
         import zarr
 
-        broken = {p.key for p in self.report.problems}
-        zstore = self.loc.zarr_store(read_only=True)
-        arrays = {a: zarr.open_array(zstore, path=a, mode="r", zarr_format=3) for a in {j.array for j in self.deep_jobs}}
+        known = {p.key for p in self.report.problems}
+        arrays: dict[str, Any] = {}
+        if self.deep_jobs:
+            zstore = self.loc.zarr_store(read_only=True)
+            arrays = {a: zarr.open_array(zstore, path=a, mode="r", zarr_format=3) for a in {j.array for j in self.deep_jobs}}
 
-        def decode(job: _DeepJob) -> Problem | None:
+        def read(job: _ShardJob | _DeepJob) -> Problem | None:
+            if isinstance(job, _ShardJob):
+                return self.check_shard_index(job)
+            if job.key in known:
+                return None  # already reported
             try:
-                if job.key in broken:
-                    return None  # already reported from its index
                 arrays[job.array][job.region]
                 return None
             except Exception as e:  # noqa: BLE001  a chunk that does not decode is a finding
@@ -794,17 +793,25 @@ class _Checker:
                 msg = str(e).splitlines()[0][:200] if str(e) else ""
                 return Problem("corrupt_chunk", job.key, f"{job.key}: chunk data{where} does not verify or decode "
                                f"({type(e).__name__}: {msg})", job.array, camera=job.camera, timesteps=job.timesteps)
-            finally:
-                tick(1)
 
-        for found in pool.map(decode, self.deep_jobs):
-            if found is not None:
-                found.__dict__.update(_context(found.array))
-                self.report.problems.append(found)
-        self.report.objects_checked += len(self.deep_jobs)
+        found: list[Problem] = []
 
-    def count_jobs(self) -> int:
-        return len(self.shard_jobs) + len(self.deep_jobs)
+        def collect(outcome: JobOutcome) -> None:
+            if not outcome.ok:  # an object that cannot be read at all (e.g. the store went away) stops the check
+                raise outcome.exception if outcome.exception is not None else CheckError(str(outcome.error))
+            if outcome.result is not None:
+                found.append(outcome.result)
+
+        jobs: list[_ShardJob | _DeepJob] = [*self.shard_jobs, *self.deep_jobs]
+        run_jobs(jobs, read, threads=threads, on_result=collect, progress=progress, desc="checking", unit="object",
+                 name="check")
+        from_index = {p.key for p in found if p.kind != "corrupt_chunk"}
+        for problem in found:
+            if problem.kind == "corrupt_chunk" and problem.key in from_index:
+                continue  # already reported from its index
+            problem.__dict__.update(_context(problem.array))
+            self.report.problems.append(problem)
+        self.report.objects_checked += len(jobs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -948,7 +955,7 @@ def check_store(
     participants: Iterable[int] | None = None,
     read_indexes: bool = True,
     storage_options: dict[str, Any] | None = None,
-    workers: int = 8,
+    threads: int = 8,
     progress: bool | Callable[[int, int], None] = False,
 ) -> CheckReport:
     """Check the store at ``store`` (local path or fsspec URL) without raw data; see the module docstring.
@@ -957,7 +964,8 @@ def check_store(
     unmark / delete what is damaged (under the store's writer lock), then re-consolidate; rerunning convert,
     downscale and flame redoes exactly that. ``benchmarks`` / ``participants``: check only these (the root's
     consolidated metadata is always checked). ``read_indexes=False``: listing and metadata only (what
-    ``info`` uses; no object is read besides ``zarr.json``). ``workers``: threads reading objects.
+    ``info`` uses; no object is read besides ``zarr.json``). ``threads``: threads reading objects
+    (through :func:`~nersemble_zarr.jobs.runner.run_jobs`; small reads, so threads here only).
     ``progress``: True for a bar on stderr, or a callback ``(objects done, total)``.
 
     Returns the :class:`CheckReport` (``report.ok`` when clean). Raises :class:`CheckError` when there is no
@@ -972,44 +980,25 @@ def check_store(
         raise CheckError(f"{loc}: no Zarr store found (expected zarr.json at its root)")
     report = CheckReport(store=str(store), deep=deep, repair=repair)
     checker = _Checker(loc, objects, report, bset, pset, read_indexes)
-    with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="check") as pool:
-        leftovers = sorted(k for k in objects.sizes if LEFTOVER_PATTERN.search(k))
-        for key in leftovers:
-            objects.sizes.pop(key)
-        checker.read_documents(pool)
-        if bset is not None or pset is not None:
-            paths = [p for p in list(checker.docs) + list(checker.consolidated or {}) if p and "/" in p]
-            if not any(checker.selected(p) and len(p.split("/")) >= 2 and p.split("/")[1].isdigit() for p in paths):
-                raise SelectionError(
-                    f"{loc}: no participant of the selection ({', '.join(sorted(bset or BENCHMARK_NAMES))}"
-                    f"{'; participants ' + ', '.join(map(str, sorted(pset))) if pset else ''}) is in the store"
-                )
-        for key in leftovers:
-            if checker.selected(_parent(key)):
-                checker.problem("leftover", key, f"{key}: temporary file left by a killed zarr write (harmless; "
-                                "repair or the next writer removes it)")
-        checker.compare_consolidated()
-        checker.walk(deep)
-        total = checker.count_jobs()
-        bar = None
-        if progress is True:
-            from ..jobs.progress import FrameProgress
-
-            bar = FrameProgress(total, True, desc="checking", unit="object")
-        count = {"n": 0}
-
-        def tick(n: int) -> None:
-            count["n"] += n
-            if bar is not None:
-                bar.update(n)
-            elif callable(progress):
-                progress(count["n"], total)
-
-        try:
-            checker.run_jobs(pool, tick)
-        finally:
-            if bar is not None:
-                bar.close()
+    threads = max(1, int(threads))
+    leftovers = sorted(k for k in objects.sizes if LEFTOVER_PATTERN.search(k))
+    for key in leftovers:
+        objects.sizes.pop(key)
+    checker.read_documents(threads)
+    if bset is not None or pset is not None:
+        paths = [p for p in list(checker.docs) + list(checker.consolidated or {}) if p and "/" in p]
+        if not any(checker.selected(p) and len(p.split("/")) >= 2 and p.split("/")[1].isdigit() for p in paths):
+            raise SelectionError(
+                f"{loc}: no participant of the selection ({', '.join(sorted(bset or BENCHMARK_NAMES))}"
+                f"{'; participants ' + ', '.join(map(str, sorted(pset))) if pset else ''}) is in the store"
+            )
+    for key in leftovers:
+        if checker.selected(_parent(key)):
+            checker.problem("leftover", key, f"{key}: temporary file left by a killed zarr write (harmless; "
+                            "repair or the next writer removes it)")
+    checker.compare_consolidated()
+    checker.walk(deep)
+    checker.read_objects(threads, progress)
     report.problems.sort(key=lambda p: (KINDS.index(p.kind), p.key))
     report.bytes_read = objects.bytes_read
     if repair and report.problems:
