@@ -28,7 +28,7 @@ import secrets
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +42,7 @@ except ImportError:  # Windows: no advisory locks; one writer per target is then
 
 from ..core.benchmark import MONO, NVS, Benchmark, get_benchmark, participant_dir, submission_video_path
 from ..core.errors import NersembleZarrError
-from ..jobs.progress import FrameProgress
+from ..jobs.runner import JobOutcome, run_jobs
 
 __all__ = [
     "SubmissionError",
@@ -216,6 +216,58 @@ class _Frames:
         else:
             for t, frame in enumerate(self.data):
                 yield t, np.asarray(frame)[None]
+
+
+@dataclass(frozen=True)
+class _EncodeJob:
+    """One video to encode: its label (for errors), final staged path, frames and the benchmark's format."""
+
+    label: str
+    final: Path
+    source: _Frames
+    width: int
+    height: int
+    fps: float
+    crf: int
+
+
+def _encode_video(job: _EncodeJob, advance: Callable[[int], None]) -> Path:
+    """Stream ``job.source`` into a temporary mp4 beside ``job.final`` and rename it into place; ``advance(n)``
+    after every ``n`` frames. Runs where the job runs (a thread here or a dask worker)."""
+    from ..raw.video_writer import VideoWriteError, VideoWriter
+
+    label, final, source = job.label, job.final, job.source
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = SubmissionWriter._temp_file(final)
+    try:
+        with VideoWriter(tmp, job.width, job.height, job.fps, crf=job.crf, pix_fmt="yuv420p", codec="libx264") as vw:
+            for t0, slab in source.slabs():
+                if slab.ndim != 4 or slab.shape[1:] != (job.height, job.width, 3):
+                    raise SubmissionError(
+                        f"{label}: frames {t0}..: expected shape (t, {job.height}, {job.width}, 3), found {slab.shape}"
+                    )
+                if not source.is_float and slab.dtype != np.uint8:
+                    raise SubmissionError(f"{label}: frames {t0}..: expected uint8, found {slab.dtype}")
+                for j, frame in enumerate(slab):
+                    # float frames are converted one at a time: no float temporaries of a whole slab
+                    vw.write(_to_uint8(frame[None], t0 + j, label)[0] if source.is_float else frame)
+                advance(len(slab))
+        if vw.n_written != source.n_frames:  # a list or array-like that lied about its length
+            raise SubmissionError(f"{label}: expected {source.n_frames} frames, the frame source yielded {vw.n_written}")
+        os.replace(tmp, final)
+    except VideoWriteError as e:
+        tmp.unlink(missing_ok=True)
+        raise SubmissionError(f"{label}: encoding failed: {e}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def _raise_failure(outcome: JobOutcome) -> None:
+    """``on_result``: the first failed video stops the run with its own error."""
+    if not outcome.ok:
+        raise outcome.exception if outcome.exception is not None else SubmissionError(str(outcome.error))
 
 
 def _slab_length(chunk: int) -> int:
@@ -538,79 +590,49 @@ class SubmissionWriter:
         """
         self._check_open()
         key, source = self._prepare((participant, sequence, serial), frames, float_input, overwrite)
-        progress = FrameProgress(source.n_frames, self.progress, desc=submission_video_path(*key))
-        try:
-            return self._encode(key, source, progress)
-        finally:
-            progress.close()
+        [path] = self._encode_all([(key, source)], submission_video_path(*key), threads=1)
+        return path
 
     def add_videos(
         self,
         videos: Mapping[Sequence, Any],
         *,
         workers: int | None = None,
+        scheduler: Any = None,
+        threads: int | None = None,
         float_input: bool = False,
         overwrite: bool = False,
     ) -> list[Path]:
-        """Encode many videos in parallel (dask threads; each task streams one video to its own mp4).
+        """Encode many videos in parallel, one job of :func:`~nersemble_zarr.jobs.runner.run_jobs` per video
+        streaming it to its own mp4 in the staging folder: on ``threads`` threads here (default one per core),
+        on ``workers`` local worker processes, or on the dask cluster at ``scheduler`` (its workers must reach
+        the staging folder and the frames: arrays are pickled to them, so prefer zarr/dask arrays there).
 
         ``videos`` maps ``(participant, sequence, serial)`` to frames as in :meth:`add_video`.
         Every video is checked before the first one is encoded. Memory stays bounded by
-        ``workers`` × one chunk of frames; ``workers=None`` uses dask's default thread count.
+        ``threads`` (or workers) × one chunk of frames.
         If one video fails, the error is raised after the running encodes stop; videos that
         finished stay staged.
         """
-        import dask
-
         self._check_open()
         prepared = [self._prepare(key, frames, float_input, overwrite) for key, frames in videos.items()]
         keys = [k for k, _ in prepared]
         if len(set(keys)) != len(keys):
             raise SubmissionError(f"{self.benchmark.name}: the same video is given twice")
-        total = sum(s.n_frames for _, s in prepared)
-        progress = FrameProgress(total, self.progress, desc=f"{len(prepared)} videos")
-        try:
+        return self._encode_all(prepared, f"{len(prepared)} videos", threads=threads, workers=workers,
+                                scheduler=scheduler)
 
-            def encode(i: int) -> Path:  # an index, not the frames: dask would compute a dask argument
-                key, source = prepared[i]
-                return self._encode(key, source, progress)
-
-            tasks = [dask.delayed(encode, pure=False)(i) for i in range(len(prepared))]
-            return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
-        finally:
-            progress.close()
-
-    def _encode(self, key: VideoKey, source: _Frames, progress: FrameProgress) -> Path:
-        from ..raw.video_writer import VideoWriteError, VideoWriter
-
+    def _encode_all(self, prepared: list[tuple[VideoKey, _Frames]], desc: str, *, threads: int | None = None,
+                    workers: int | None = None, scheduler: Any = None) -> list[Path]:
+        """Encode ``prepared`` videos, one :class:`_EncodeJob` each, through :func:`run_jobs`; the first failure
+        is raised once the running encodes stopped. Progress: frames encoded."""
         b = self.benchmark
-        label = _label(b.name, key)
-        final = self._video_file(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._temp_file(final)
-        try:
-            with VideoWriter(tmp, b.width, b.height, b.fps, crf=self.crf, pix_fmt="yuv420p", codec="libx264") as vw:
-                for t0, slab in source.slabs():
-                    if slab.ndim != 4 or slab.shape[1:] != (b.height, b.width, 3):
-                        raise SubmissionError(
-                            f"{label}: frames {t0}..: expected shape (t, {b.height}, {b.width}, 3), found {slab.shape}"
-                        )
-                    if not source.is_float and slab.dtype != np.uint8:
-                        raise SubmissionError(f"{label}: frames {t0}..: expected uint8, found {slab.dtype}")
-                    for j, frame in enumerate(slab):
-                        # float frames are converted one at a time: no float temporaries of a whole slab
-                        vw.write(_to_uint8(frame[None], t0 + j, label)[0] if source.is_float else frame)
-                    progress.update(len(slab))
-            if vw.n_written != source.n_frames:  # a list or array-like that lied about its length
-                raise SubmissionError(f"{label}: expected {source.n_frames} frames, the frame source yielded {vw.n_written}")
-            os.replace(tmp, final)
-        except VideoWriteError as e:
-            tmp.unlink(missing_ok=True)
-            raise SubmissionError(f"{label}: encoding failed: {e}") from e
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return final
+        jobs = [_EncodeJob(_label(b.name, key), self._video_file(key), source, b.width, b.height, b.fps, self.crf)
+                for key, source in prepared]
+        outcomes = run_jobs(jobs, _encode_video, workers=workers, scheduler=scheduler, threads=threads,
+                            on_result=_raise_failure, progress=self.progress, desc=desc,
+                            frames_of=lambda job: job.source.n_frames, live_progress=True, name="encode")
+        return [o.result for o in outcomes]
 
     # -- finishing ----------------------------------------------------------------------------
 
@@ -790,6 +812,8 @@ def write_submission(
     *,
     metadata: str | os.PathLike | Mapping | None = None,
     workers: int | None = None,
+    scheduler: Any = None,
+    threads: int | None = None,
     mode: Literal["w", "a"] = "w",
     participants: Iterable[int] | None = None,
     float_input: bool = False,
@@ -799,7 +823,8 @@ def write_submission(
 ) -> tuple[Path, list[VideoKey]]:
     """Encode every video of a renders store (:func:`find_renders`) into the submission zip ``out``.
 
-    Videos are checked first, then encoded in parallel by ``workers`` dask threads, each streaming
+    Videos are checked first, then encoded in parallel (``threads`` here, ``workers`` local processes or the
+    cluster at ``scheduler``, as in :meth:`SubmissionWriter.add_videos`), each streaming
     one video chunk by chunk; ``mode``/``finalize`` as in :class:`SubmissionWriter`. With
     ``mode="a"``, videos already in the submission are skipped unless ``overwrite``. Returns the
     zip path (or the staging folder when not finalized) and the keys encoded by this call.
@@ -815,5 +840,6 @@ def write_submission(
         if mode == "a" and not overwrite:
             have = set(writer.videos())
             videos = {k: v for k, v in videos.items() if k not in have}
-        writer.add_videos(videos, workers=workers, float_input=float_input, overwrite=overwrite)
+        writer.add_videos(videos, workers=workers, scheduler=scheduler, threads=threads, float_input=float_input,
+                          overwrite=overwrite)
     return (writer.zip_path if finalize else writer.staging), list(videos)
