@@ -150,7 +150,7 @@ def test_interrupted_downscale_resumes_and_finishes_bit_exact(converted_store: P
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        downscale_store(store, [2], benchmarks=[bm.NVS], progress=stop_halfway, scheduler="synchronous")
+        downscale_store(store, [2], benchmarks=[bm.NVS], progress=stop_halfway, threads=1)
     group = zarr.open_group(str(store), mode="r", use_consolidated=False)[f"{schema.sequence_group(bm.NVS, p, s)}/level_2"]
     assert group.attrs["complete"] is False
     finished = group["images"].attrs["complete_cameras"]

@@ -232,7 +232,7 @@ def old_bug_level(store: Path, case: Case, f: int) -> None:
 
 
 def _run(store: Any, case: Case, **kwargs: Any) -> downscale.DownscaleReport:
-    return downscale_store(store, case.factors, **case.selection(), progress=False, scheduler="synchronous", **kwargs)
+    return downscale_store(store, case.factors, **case.selection(), progress=False, threads=1, **kwargs)
 
 
 def _count_writes(case: Case, tmp: Path, start: str) -> list[str]:
@@ -255,7 +255,7 @@ def _start_state(case: Case, dest: Path, start: str) -> Path:
                 raise InjectedFailure("halfway")
 
         with pytest.raises(InjectedFailure):
-            downscale_store(store, case.factors, **case.selection(), progress=stop, scheduler="synchronous")
+            downscale_store(store, case.factors, **case.selection(), progress=stop, threads=1)
     return store
 
 
@@ -349,7 +349,7 @@ def test_a_failure_at_each_marker_write_then_a_rerun_gives_the_clean_level(
 
     monkeypatch.setattr(downscale, marker, failing)
     with pytest.raises(InjectedFailure):
-        downscale_store(store, nvs_case.factors, **nvs_case.selection(), progress=False, scheduler="synchronous")
+        downscale_store(store, nvs_case.factors, **nvs_case.selection(), progress=False, threads=1)
     monkeypatch.undo()
     assert_no_wrong_level_data(store, nvs_case, marker)
     downscale_store(store, nvs_case.factors, **nvs_case.selection(), progress=False)

@@ -39,7 +39,7 @@ from ..core import schema
 from ..core.benchmark import BENCHMARK_NAMES, get_benchmark
 from ..core.errors import NersembleZarrError, SelectionError
 from ..imaging import area_average, level_shape, scale_intrinsics
-from ..jobs.runner import JobOutcome, available_cores, run_jobs
+from ..jobs.runner import JobOutcome, run_jobs
 from ..storage.markers import consolidate
 
 METHOD = (
@@ -508,7 +508,6 @@ def downscale_store(
     threads: int | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | bool = True,
-    num_workers: int | None = None,
 ) -> DownscaleReport:
     """Write level ``f`` for every factor in ``factors`` of every converted sequence with video.
 
@@ -518,9 +517,6 @@ def downscale_store(
     ``workers`` local worker processes, or the existing dask cluster at ``scheduler`` (``tcp://`` address;
     its workers must reach the store). The first failed task stops the run (its error is raised; a rerun
     resumes). ``progress``: True for a bar on stderr, or a callback ``(done, total)`` in frames.
-    ``num_workers`` and ``scheduler="threads"|"processes"|"synchronous"`` are the arguments of before the
-    job runner, still accepted while the CLI moves over: they mean ``threads=num_workers``,
-    ``workers=num_workers`` and ``threads=1``.
 
     Resume: a level is prepared (group, arrays, intrinsics, then its attrs) in full or not at all: a level
     whose group attrs, intrinsics or arrays are missing or wrong is deleted and prepared again, even if it is
@@ -540,7 +536,6 @@ def downscale_store(
         if int(f) != f or f < 2:
             raise DownscaleError(f"--factor must be an integer >= 2 (2 = half resolution), not {f!r}")
     factors = sorted({int(f) for f in factors})
-    workers, scheduler, threads = _legacy_parallelism(workers, scheduler, threads, num_workers)
     check_lock: Callable[[], None] = lambda: None
     with contextlib.ExitStack() as stack:
         if isinstance(store, Store):
@@ -556,21 +551,6 @@ def downscale_store(
         report = _downscale_locked(zstore, factors, benchmarks, participants, sequences, workers, scheduler, threads,
                                    progress, store, check_lock)
     return report
-
-
-def _legacy_parallelism(workers: int | None, scheduler: Any, threads: int | None,
-                        num_workers: int | None) -> tuple[int | None, Any, int | None]:
-    """Map the arguments of before the job runner (dask's local scheduler names, ``num_workers``) to
-    ``(workers, scheduler, threads)``; anything else is passed on as given."""
-    if scheduler == "threads":
-        return workers, None, threads or num_workers
-    if scheduler == "synchronous":
-        return workers, None, 1
-    if scheduler == "processes":
-        return workers or num_workers or available_cores(), None, threads
-    if num_workers is not None and threads is None and workers is None and scheduler is None:
-        return None, None, num_workers
-    return workers, scheduler, threads
 
 
 def _downscale_locked(
