@@ -243,6 +243,16 @@ def test_torch_thread_budget_on_local_worker_processes():
     assert {o.result for o in outcomes} == {max(1, available_cores() // 2)}
 
 
+def test_an_unreachable_scheduler_is_a_cluster_error_naming_the_address():
+    import dask
+
+    from nersemble_zarr.jobs.runner import ClusterError
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(ClusterError, match="dask scheduler at tcp://127.0.0.1:1: cannot connect"):
+            run_jobs([1], square, scheduler="tcp://127.0.0.1:1")
+
+
 @pytest.fixture(scope="module")
 def cluster_address():
     from distributed import LocalCluster

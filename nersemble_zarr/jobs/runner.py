@@ -443,7 +443,13 @@ def _run_dask(
     elif isinstance(scheduler, Client):
         client = scheduler
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError) as e:  # nothing listens there (dask retries until its connect timeout)
+            raise ClusterError(
+                f"dask scheduler at {scheduler}: cannot connect ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                f"start the cluster or check the address"
+            ) from None
     futures: list[Any] = []
     try:
         budget: int | dict[str, int] | None = None
