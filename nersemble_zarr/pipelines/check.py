@@ -198,8 +198,7 @@ class _Objects:
                 data = f.read() if end is None else f.read(end - (start or 0))
         else:
             data = self.fs.cat_file(f"{self.root}/{key}", start=start, end=end)
-        self.bytes_read += len(data)
-        return data
+        return data  # the caller counts it into bytes_read (reads may happen on other processes)
 
     def write(self, key: str, data: bytes) -> None:
         """Replace object ``key`` whole (temporary name + rename on local disk)."""
@@ -349,6 +348,7 @@ class _Checker:
         self.shard_jobs: list[_ShardJob] = []
         self.deep_jobs: list[_DeepJob] = []
         self.damaged_camera_cells: set[tuple[str, str]] = set()
+        self.known_broken: set[str] = set()  # object keys reported before the objects are read
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -392,18 +392,21 @@ class _Checker:
     def read_documents(self, threads: int) -> None:
         doc_keys = [k for k in self.objects.sizes if (k == "zarr.json" or k.endswith("/zarr.json"))]
 
-        def load(key: str) -> tuple[str, Any]:
+        def load(key: str) -> tuple[str, Any, int]:
+            data = self.objects.read(key)
             try:
-                return key, json.loads(self.objects.read(key))
+                return key, json.loads(data), len(data)
             except (ValueError, UnicodeDecodeError) as e:
-                return key, e
+                return key, e, len(data)
 
         root_doc = None
         loaded = []
         for outcome in run_jobs(doc_keys, load, threads=threads, name="check-metadata"):
             if not outcome.ok:  # not a parse error: the object cannot be read at all
                 raise outcome.exception if outcome.exception is not None else CheckError(str(outcome.error))
-            loaded.append(outcome.result)
+            key, doc, n = outcome.result
+            self.objects.bytes_read += n
+            loaded.append((key, doc))
         for key, doc in loaded:
             path = key[: -len("zarr.json")].rstrip("/")
             if isinstance(doc, Exception) or not isinstance(doc, dict):
@@ -565,8 +568,13 @@ class _Checker:
                     region = tuple(slice(x * g, min((x + 1) * g, s)) for x, g, s in zip(coords, grid, shape, strict=True))
                     self.deep_jobs.append(_DeepJob(path, key, region, str(serial), ts))
 
-    def check_shard_index(self, job: _ShardJob) -> Problem | None:
-        """Read only the index of one shard; returns the problem, if any (not yet recorded)."""
+    def check_shard_index(self, job: _ShardJob) -> tuple[Problem | None, int]:
+        """Read only the index of one shard; returns the problem, if any (not yet recorded), and the bytes read."""
+        reads: list[bytes] = []
+        problem = self._shard_index_problem(job, reads)
+        return problem, sum(len(r) for r in reads)
+
+    def _shard_index_problem(self, job: _ShardJob, reads: list[bytes]) -> Problem | None:
         codecs = job.sharding.get("index_codecs") or []
         crc = any(c.get("name") == "crc32c" for c in codecs)
         little = all((c.get("configuration") or {}).get("endian", "little") == "little"
@@ -579,6 +587,7 @@ class _Checker:
                            f"{index_size}-byte index (truncated)", **ctx)
         at_end = job.sharding.get("index_location", "end") == "end"
         raw = self.objects.read(job.key, job.size - index_size, job.size) if at_end else self.objects.read(job.key, 0, index_size)
+        reads.append(raw)
         if len(raw) != index_size:
             return Problem("truncated", job.key, f"{job.key}: read {len(raw)} of {index_size} index bytes (truncated)", **ctx)
         body = raw[:-4] if crc else raw
@@ -768,43 +777,26 @@ class _Checker:
 
     # -- reading jobs -------------------------------------------------------------------------
 
-    def read_objects(self, threads: int, progress: bool | Callable[[int, int], None]) -> None:
-        """Run the shard-index and (deep) chunk-decode jobs as one :func:`~nersemble_zarr.jobs.runner.run_jobs`
-        call on ``threads`` threads; ``progress`` counts objects. A chunk of a shard already reported (from its
-        index, or by the walk) is not reported again."""
-        import zarr
-
-        known = {p.key for p in self.report.problems}
-        arrays: dict[str, Any] = {}
-        if self.deep_jobs:
-            zstore = self.loc.zarr_store(read_only=True)
-            arrays = {a: zarr.open_array(zstore, path=a, mode="r", zarr_format=3) for a in {j.array for j in self.deep_jobs}}
-
-        def read(job: _ShardJob | _DeepJob) -> Problem | None:
-            if isinstance(job, _ShardJob):
-                return self.check_shard_index(job)
-            if job.key in known:
-                return None  # already reported
-            try:
-                arrays[job.array][job.region]
-                return None
-            except Exception as e:  # noqa: BLE001  a chunk that does not decode is a finding
-                where = f" of camera {job.camera} timesteps {job.timesteps[0]}-{job.timesteps[1] - 1}" if job.timesteps else ""
-                msg = str(e).splitlines()[0][:200] if str(e) else ""
-                return Problem("corrupt_chunk", job.key, f"{job.key}: chunk data{where} does not verify or decode "
-                               f"({type(e).__name__}: {msg})", job.array, camera=job.camera, timesteps=job.timesteps)
-
+    def read_objects(self, progress: bool | Callable[[int, int], None], *, threads: int, workers: int | None = None,
+                     scheduler: Any = None) -> None:
+        """Run the shard-index and (deep) chunk-decode jobs (:func:`_read_object`) as one
+        :func:`~nersemble_zarr.jobs.runner.run_jobs` call: ``threads`` threads here, ``workers`` local worker
+        processes or the cluster at ``scheduler`` (this checker is sent to each worker once); ``progress`` counts
+        objects. A chunk of a shard already reported (from its index, or by the walk) is not reported again."""
+        self.known_broken = {p.key for p in self.report.problems}
         found: list[Problem] = []
 
         def collect(outcome: JobOutcome) -> None:
             if not outcome.ok:  # an object that cannot be read at all (e.g. the store went away) stops the check
                 raise outcome.exception if outcome.exception is not None else CheckError(str(outcome.error))
-            if outcome.result is not None:
-                found.append(outcome.result)
+            problem, n = outcome.result
+            self.objects.bytes_read += n
+            if problem is not None:
+                found.append(problem)
 
         jobs: list[_ShardJob | _DeepJob] = [*self.shard_jobs, *self.deep_jobs]
-        run_jobs(jobs, read, threads=threads, on_result=collect, progress=progress, desc="checking", unit="object",
-                 name="check")
+        run_jobs(jobs, _read_object, shared=self, workers=workers, scheduler=scheduler, threads=threads,
+                 on_result=collect, progress=progress, desc="checking", unit="object", name="check")
         from_index = {p.key for p in found if p.kind != "corrupt_chunk"}
         for problem in found:
             if problem.kind == "corrupt_chunk" and problem.key in from_index:
@@ -812,6 +804,32 @@ class _Checker:
             problem.__dict__.update(_context(problem.array))
             self.report.problems.append(problem)
         self.report.objects_checked += len(jobs)
+
+    def open_array(self, path: str) -> Any:
+        """The array at ``path`` for decoding, opened once per process (and checker)."""
+        import zarr
+
+        cache = self.__dict__.setdefault("_arrays", {})
+        if path not in cache:
+            cache[path] = zarr.open_array(self.loc.zarr_store(read_only=True), path=path, mode="r", zarr_format=3)
+        return cache[path]
+
+
+def _read_object(job: _ShardJob | _DeepJob, checker: _Checker) -> tuple[Problem | None, int]:
+    """One job of :meth:`_Checker.read_objects`, where the jobs run: a shard's index (problem, bytes read), or
+    the decode of one chunk (problem, 0: zarr reads it)."""
+    if isinstance(job, _ShardJob):
+        return checker.check_shard_index(job)
+    if job.key in checker.known_broken:
+        return None, 0  # already reported
+    try:
+        checker.open_array(job.array)[job.region]
+        return None, 0
+    except Exception as e:  # noqa: BLE001  a chunk that does not decode is a finding
+        where = f" of camera {job.camera} timesteps {job.timesteps[0]}-{job.timesteps[1] - 1}" if job.timesteps else ""
+        msg = str(e).splitlines()[0][:200] if str(e) else ""
+        return Problem("corrupt_chunk", job.key, f"{job.key}: chunk data{where} does not verify or decode "
+                       f"({type(e).__name__}: {msg})", job.array, camera=job.camera, timesteps=job.timesteps), 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -955,6 +973,8 @@ def check_store(
     participants: Iterable[int] | None = None,
     read_indexes: bool = True,
     storage_options: dict[str, Any] | None = None,
+    workers: int | None = None,
+    scheduler: Any = None,
     threads: int = 8,
     progress: bool | Callable[[int, int], None] = False,
 ) -> CheckReport:
@@ -964,8 +984,10 @@ def check_store(
     unmark / delete what is damaged (under the store's writer lock), then re-consolidate; rerunning convert,
     downscale and flame redoes exactly that. ``benchmarks`` / ``participants``: check only these (the root's
     consolidated metadata is always checked). ``read_indexes=False``: listing and metadata only (what
-    ``info`` uses; no object is read besides ``zarr.json``). ``threads``: threads reading objects
-    (through :func:`~nersemble_zarr.jobs.runner.run_jobs`; small reads, so threads here only).
+    ``info`` uses; no object is read besides ``zarr.json``). ``threads``: threads reading objects here
+    (default 8: the reads are small); ``workers``: read shard indexes and decode chunks on that many local
+    worker processes instead, ``scheduler``: on the dask cluster at that address (its workers must reach the
+    store); metadata documents are always read here. All through :func:`~nersemble_zarr.jobs.runner.run_jobs`.
     ``progress``: True for a bar on stderr, or a callback ``(objects done, total)``.
 
     Returns the :class:`CheckReport` (``report.ok`` when clean). Raises :class:`CheckError` when there is no
@@ -998,7 +1020,7 @@ def check_store(
                             "repair or the next writer removes it)")
     checker.compare_consolidated()
     checker.walk(deep)
-    checker.read_objects(threads, progress)
+    checker.read_objects(progress, threads=threads, workers=workers, scheduler=scheduler)
     report.problems.sort(key=lambda p: (KINDS.index(p.kind), p.key))
     report.bytes_read = objects.bytes_read
     if repair and report.problems:
