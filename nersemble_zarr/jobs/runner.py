@@ -3,7 +3,8 @@
 Where the jobs run (the same three choices, with the same argument names, for every command):
 
 * default (``workers=None, scheduler=None``): ``threads`` threads in this process (default: one per core);
-  ``threads=1`` runs the jobs one after another in the calling thread (deterministic order, debuggable);
+  ``threads=1`` (or a single job) runs the jobs one after another in the calling thread (deterministic order,
+  each outcome handled before the next job starts, debuggable; Ctrl-C then interrupts the running job itself);
 * ``workers=N``: a dask.distributed ``LocalCluster`` of N worker processes started for this call and closed
   after it (one thread each, no dashboard, a job may kill :data:`~.cluster.ALLOWED_FAILURES` worker(s) before it
   fails with ``KilledWorker``; the workers ignore SIGINT: Ctrl-C is the driver's to handle);
@@ -32,17 +33,26 @@ cluster's workers are stopped). :func:`run_jobs` returns every outcome, in the o
 Progress is one :class:`~.progress.FrameProgress` (done, rate, ETA on stderr when ``progress=True``) or a
 callback ``progress(done, total)``, counted in frames: ``frames_of(job)`` frames per job (default 1 job =
 1 unit), ``total_frames`` their sum unless given. A job that finishes counts ``frames_done(result)`` frames
-(default ``frames_of(job)``; a job whose result says it failed may count 0), less what it reported live; a
-job that raised counts only what it reported live.
+(default ``frames_of(job)``; a job whose result says it failed may count 0), less what it reported live, once
+``on_result`` has returned (done means handled: marked); a job that raised counts only what it reported live.
+
+Example (convert)::
+
+    def on_result(outcome):
+        if outcome.ok and outcome.result.status == "done":
+            mark_complete(outcome.job)            # the driver writes the marker, last
+
+    run_jobs(tasks, run_task, workers=workers, scheduler=scheduler, on_result=on_result, progress=True,
+             desc="converting", frames_of=lambda t: t.n_timesteps, live_progress=True)
 
 Torch thread budget: a job that runs torch (FLAME) on a machine busy with other jobs must not use every core
 for intra-op threads (2 threads on a busy 2-core machine run FLAME 5–10× slower than 1). With
 ``torch_threads="auto"`` each job runs with ``max(1, cores // job slots on its machine)`` intra-op threads
 (slots: ``threads``, ``workers``, or the threads of a cluster's workers on that host; not the number of jobs,
 so a rerun that redoes one job computes it bit for bit like the run that did them all); with an int, with that
-many. The previous setting is restored afterwards (in threads mode around the
-whole call, torch's setting being process-wide; on a worker process around each job). ``None`` (default):
-torch is neither imported nor touched.
+many. The previous setting is restored afterwards (in threads mode around the whole call, torch's setting
+being process-wide; on a worker process around each job). ``None`` (default): torch is neither imported nor
+touched.
 """
 
 from __future__ import annotations
