@@ -120,8 +120,25 @@ class UnitResult:
     seconds: float = 0.0
 
 
+class _OutcomesByStatus:
+    """``skipped``/``absent`` views of ``results`` (a :class:`ConvertReport`'s or a :class:`ConvertPlan`'s)."""
+
+    results: list[UnitResult]
+
+    def _with(self, status: str) -> list[UnitResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def skipped(self) -> list[UnitResult]:
+        return self._with("skipped")
+
+    @property
+    def absent(self) -> list[UnitResult]:
+        return self._with("absent")
+
+
 @dataclass
-class ConvertReport:
+class ConvertReport(_OutcomesByStatus):
     """All unit outcomes of one convert run; ``ok`` when none failed."""
 
     store: str
@@ -131,24 +148,13 @@ class ConvertReport:
     #: (not downloaded) and not explicitly selected, so not converted.
     not_in_raw: list[str] = field(default_factory=list)
 
-    def _with(self, status: str) -> list[UnitResult]:
-        return [r for r in self.results if r.status == status]
-
     @property
     def done(self) -> list[UnitResult]:
         return self._with("done")
 
     @property
-    def skipped(self) -> list[UnitResult]:
-        return self._with("skipped")
-
-    @property
     def failed(self) -> list[UnitResult]:
         return self._with("failed")
-
-    @property
-    def absent(self) -> list[UnitResult]:
-        return self._with("absent")
 
     @property
     def ok(self) -> bool:
@@ -683,7 +689,7 @@ class SequencePlan:
 
 
 @dataclass
-class ConvertPlan:
+class ConvertPlan(_OutcomesByStatus):
     """Everything one convert run will do, found by reading only (:func:`plan_conversion`).
 
     ``prepare``: the writes done before any unit runs, in order (groups and their attrs, coordinates,
@@ -711,20 +717,9 @@ class ConvertPlan:
     #: False: the benchmark factors :data:`BYTES_PER_PIXEL`.
     sampled: bool = False
 
-    def _with(self, status: str) -> list[UnitResult]:
-        return [r for r in self.results if r.status == status]
-
-    @property
-    def skipped(self) -> list[UnitResult]:
-        return self._with("skipped")
-
     @property
     def refused(self) -> list[UnitResult]:
         return self._with("failed")
-
-    @property
-    def absent(self) -> list[UnitResult]:
-        return self._with("absent")
 
     @property
     def frames(self) -> int:
