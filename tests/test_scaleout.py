@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import zarr
 
+pytest.importorskip("torch")  # FLAME meshes; the Python 3.12 CI job (.ci/py312) runs without torch
+
 from nersemble_zarr.core.benchmark import MONO, MONO_BENCHMARK, NVS
 from nersemble_zarr.pipelines.check import CheckReport, check_store
 from nersemble_zarr.pipelines.convert import convert_benchmark
