@@ -138,8 +138,14 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
+        self.pid = os.getpid()
 
     def handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.pid:
+            # a child forked to exec a program (subprocess with preexec_fn, as imageio-ffmpeg starts ffmpeg)
+            # runs Python between fork and exec: raising there prints "Exception ignored in _after_fork";
+            # the command's own process handles the interrupt, the child execs or is reaped with it
+            return
         self.count += 1
         if self.count > 1:
             exit_interrupted()
