@@ -1258,7 +1258,8 @@ def plan_conversion(
     options = options or ConvertOptions()
     raw, codec, names, loc = _validate(raw_root, store, options)
     root = _read_root(loc)
-    info = {"format_version": schema.FORMAT_VERSION, "created_by": f"nersemble-zarr {__version__}", "source": raw.name}
+    info = {"format_version": schema.FORMAT_VERSION, "created_by": f"nersemble-zarr {__version__}", "source": raw.name,
+            "source_path": str(raw.resolve())}  # the raw folder, for the data managers' get_*_path
     found = root.attrs.get(schema.ROOT_ATTR) if root is not None else None
     if found is not None and found.get("format_version") != schema.FORMAT_VERSION:
         raise ConvertError(
