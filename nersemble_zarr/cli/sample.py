@@ -51,6 +51,8 @@ _DEFAULT_IDS = ", ".join(f"{p} ({b})" for b, pids in DEFAULT_PARTICIPANTS.items(
 @click.option("--seed", type=int, default=0, help="Random seed: the same arguments write the same bytes.")
 @click.option("--pointclouds", type=click.Choice(["first", "all"]), default="all",
               help="NVS point clouds for every timestep or only the first.")
+@click.option("--points", type=click.IntRange(min=1), default=None,
+              help="Points per NVS point cloud (real clouds have 100k-1M). [default: 60000 x scale^2, at least 400]")
 @click.option("--flame-model", "flame_model", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="DIR", help="Also write a synthetic FLAME-2023-shaped model DIR/flame2023.pkl (for FLAME "
                                   "code without the licensed model). [default: none]")
@@ -58,7 +60,7 @@ _DEFAULT_IDS = ", ".join(f"{p} ({b})" for b, pids in DEFAULT_PARTICIPANTS.items(
 @progress_option()
 def sample(
     out: Path, benchmarks: tuple[str, ...], participants: tuple[int, ...], frames: int, scale: float, seed: int,
-    pointclouds: str, flame_model: Path | None, workers: int | None, scheduler: str | None, progress: bool,
+    pointclouds: str, points: int | None, flame_model: Path | None, workers: int | None, scheduler: str | None, progress: bool,
 ) -> None:
     """Generate a sample benchmark in OUT/<benchmark>/ with the official layout and file formats.
 
@@ -75,7 +77,7 @@ def sample(
     pids = list(participants) or None
     check_selection(names, pids)
     root = generate_sample(
-        out, benchmarks=names, participants=pids, frames=frames, scale=scale, seed=seed, pointclouds=pointclouds,
+        out, benchmarks=names, participants=pids, frames=frames, scale=scale, seed=seed, pointclouds=pointclouds, points=points,
         flame_model_dir=flame_model, progress=progress, **parallel_kwargs(generate_sample, workers, scheduler),
     )
     for name in names:

@@ -507,6 +507,7 @@ def generate_sample(
     scale: float = DEFAULT_SCALE,
     seed: int = 0,
     pointclouds: str = "all",
+    points: int | None = None,
     flame_model_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     progress: bool = False,
@@ -519,7 +520,8 @@ def generate_sample(
     ``frames`` minus 0–2, see :func:`sample_frame_count`). ``scale``: linear scale of the published
     resolution (1 = 1100x1604 / 512x512; the default 1/8 gives 138x200 / 64x64; sizes are rounded
     to even). ``seed``: all content and file bytes are a function of the arguments. ``pointclouds``:
-    ``"all"`` timesteps or only the ``"first"`` (NVS). ``flame_model_dir``: also write a synthetic
+    ``"all"`` timesteps or only the ``"first"`` (NVS). ``points``: points per NVS cloud (each timestep keeps
+    96–100% of them; default ``max(400, 60000 · scale²)``; real clouds have 100k–1M). ``flame_model_dir``: also write a synthetic
     ``flame2023.pkl`` there. ``workers``: videos encoded in parallel (default: up to 4 by CPU count).
     ``progress``: show a progress bar (frames, rate, ETA) on stderr.
 
@@ -532,11 +534,15 @@ def generate_sample(
         raise SampleError(f"scale must be in (0, 1], got {scale}")
     if pointclouds not in ("first", "all"):
         raise SampleError(f"pointclouds must be 'first' or 'all', got {pointclouds!r}")
+    if points is not None and int(points) < 1:
+        raise SampleError(f"points must be at least 1, got {points}")
     frames, scale, seed = int(frames), float(scale), int(seed)
     chosen = _resolve(benchmarks, participants)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     params = {"frames": frames, "scale": scale, "seed": seed, "format": 1}
+    if points is not None:  # recorded only when given: samples made without it keep their params
+        params["points"] = int(points)
     params_file = out / _PARAMS_FILE
     if params_file.is_file():
         previous = json.loads(params_file.read_text())
@@ -575,7 +581,7 @@ def generate_sample(
                     continue  # mono test sequences: tracking only, as released
                 if b.has_pointclouds:
                     rots, transl = _head_poses(seed, name, p, seq, n)
-                    base = _head_points(seed, p, seq, max(400, round(60000 * scale**2)))
+                    base = _head_points(seed, p, seq, int(points) if points else max(400, round(60000 * scale**2)))
                     for t in range(n if pointclouds == "all" else 1):
                         writer.write(
                             root + pointcloud_path(p, seq, t),
