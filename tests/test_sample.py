@@ -190,7 +190,8 @@ def test_a_folder_with_other_benchmark_data_is_never_mixed_into(tmp_path):
     "kwargs, message",
     [
         ({"participants": (999,)}, r"participant\(s\) 999 not in the chosen benchmark"),
-        ({"benchmarks": ("svfr",)}, "unknown benchmark 'svfr'"),
+        ({"benchmarks": ("nerf",)}, "unknown benchmark 'nerf'"),
+        ({"benchmarks": ("svfr",), "svfr_images": 0}, "svfr_images must be at least 1 or 'all'"),
         ({"frames": 0}, "frames must be at least 1"),
         ({"scale": 1.5}, r"scale must be in \(0, 1\]"),
         ({"pointclouds": "some"}, "pointclouds must be 'first' or 'all'"),

@@ -13,7 +13,24 @@ from nersemble_zarr.cli.options import (
     progress_option,
 )
 from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
-from nersemble_zarr.testing.sample import DEFAULT_FRAMES, DEFAULT_PARTICIPANTS, DEFAULT_SCALE
+from nersemble_zarr.testing.sample import DEFAULT_FRAMES, DEFAULT_PARTICIPANTS, DEFAULT_SCALE, DEFAULT_SVFR_IMAGES
+
+
+class _SvfrImagesType(click.ParamType):
+    """A positive count or ``all``."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx) -> int | str:
+        if isinstance(value, int) or value == "all":
+            return value
+        try:
+            n = int(str(value).strip())
+        except ValueError:
+            self.fail(f"expected a number of images or 'all', got {value!r}", param, ctx)
+        if n < 1:
+            self.fail(f"must be at least 1, got {value}", param, ctx)
+        return n
 
 
 class _ScaleType(click.ParamType):
@@ -38,7 +55,7 @@ _DEFAULT_IDS = ", ".join(f"{p} ({b})" for b, pids in DEFAULT_PARTICIPANTS.items(
 
 @click.command(context_settings={"show_default": True})
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@benchmark_option()
+@benchmark_option(svfr=True)
 @participant_option(default_help=_DEFAULT_IDS)
 @deprecated_alias("--participants", "participants", "-p/--participant", merge=True, multiple=True,
                   callback=parse_participants)
@@ -53,6 +70,9 @@ _DEFAULT_IDS = ", ".join(f"{p} ({b})" for b, pids in DEFAULT_PARTICIPANTS.items(
               help="NVS point clouds for every timestep or only the first.")
 @click.option("--points", type=click.IntRange(min=1), default=None,
               help="Points per NVS point cloud (real clouds have 100k-1M). [default: 60000 x scale^2, at least 400]")
+@click.option("--svfr-images", "svfr_images", type=_SvfrImagesType(), default=str(DEFAULT_SVFR_IMAGES),
+              help="SVFR: 512x512 rgb.png images per participant (its first image keys in official order), or "
+                   "'all' (every key; without -p all 20 participants, the 391 images).")
 @click.option("--flame-model", "flame_model", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="DIR", help="Also write a synthetic FLAME-2023-shaped model DIR/flame2023.pkl (for FLAME "
                                   "code without the licensed model). [default: none]")
@@ -60,12 +80,13 @@ _DEFAULT_IDS = ", ".join(f"{p} ({b})" for b, pids in DEFAULT_PARTICIPANTS.items(
 @progress_option()
 def sample(
     out: Path, benchmarks: tuple[str, ...], participants: tuple[int, ...], frames: int, scale: float, seed: int,
-    pointclouds: str, points: int | None, flame_model: Path | None, workers: int | None, scheduler: str | None, progress: bool,
+    pointclouds: str, points: int | None, svfr_images: int | str, flame_model: Path | None, workers: int | None, scheduler: str | None, progress: bool,
 ) -> None:
     """Generate a sample benchmark in OUT/<benchmark>/ with the official layout and file formats.
 
     Rendered moving head videos (libx264 mp4) with alpha maps, calibration for all 16 cameras,
-    NVS point clouds (.pcd), mono FLAME tracking (v1 and v2) and both metadata.json files. Loads
+    NVS point clouds (.pcd), mono FLAME tracking (v1 and v2) and both metadata.json files; with
+    -b svfr (or -b all) SVFR rgb.png images, by default 3 for each of participants 17 and 60. Loads
     in the official nersemble_benchmark data managers. Rerunning with the same arguments skips
     files that are already complete. Each participant goes to the benchmark that has it;
     metadata.json always lists every participant.
@@ -78,7 +99,7 @@ def sample(
     check_selection(names, pids)
     root = generate_sample(
         out, benchmarks=names, participants=pids, frames=frames, scale=scale, seed=seed, pointclouds=pointclouds, points=points,
-        flame_model_dir=flame_model, progress=progress, **parallel_kwargs(generate_sample, workers, scheduler),
+        svfr_images=svfr_images, flame_model_dir=flame_model, progress=progress, **parallel_kwargs(generate_sample, workers, scheduler),
     )
     for name in names:
         files = [f for f in (root / name).rglob("*") if f.is_file()]

@@ -9,7 +9,10 @@ What it holds per benchmark (paths from :mod:`nersemble_zarr.core.benchmark`):
   interval drawn from the seed) and ``alpha_maps/cam_<serial>.mp4`` (alpha in all three channels);
 - NVS: ``pointclouds/frame_<t>.pcd`` (open3d's binary layout) of the head at each timestep;
 - mono: ``tracking/flame2023_tracking.npz`` (v1) and ``…_v2.npz`` for train and test sequences
-  (test sequences get only tracking, as in the release).
+  (test sequences get only tracking, as in the release);
+- svfr: ``<pid:03d>/<sequence>_<timestep>_<serial>/rgb.png`` (512 x 512 RGB, timestep unpadded) for the first
+  ``svfr_images`` official image keys of each chosen participant: the same textured head, posed per key, in front
+  of a plain background of a colour drawn per key (no metadata, no calibration: the release has none).
 
 The content is a 3D scene rendered per camera: an ellipsoidal head textured with matplotlib's
 Grace Hopper photograph, lit, moving rigidly over time, composited on an exactly white background
@@ -19,7 +22,9 @@ counts differ (``frames`` minus 0–2) and the videos have several keyframes: co
 sample cannot lean on tidy counts or single-keyframe videos.
 
 Deterministic: the same arguments give the same bytes. Files are written under a temporary name
-and renamed, ``metadata.json`` last; a rerun with the same arguments skips finished files.
+and renamed, ``metadata.json`` last; a rerun with the same arguments skips finished files. Videos and SVFR
+images are jobs of the one job runner (:func:`nersemble_zarr.jobs.runner.run_jobs`): threads here by default,
+``workers=N`` local processes, ``scheduler=`` a cluster that sees ``out``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ import shutil
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,16 +47,22 @@ from ..core.benchmark import (
     MONO_BENCHMARK,
     NVS,
     NVS_BENCHMARK,
+    SVFR,
+    SVFR_IMAGE_SIZE,
+    SVFR_PARTICIPANTS,
     Benchmark,
+    SVFRImageKey,
     calibration_path,
     get_benchmark,
     metadata_path,
     pointcloud_path,
+    svfr_image_keys,
+    svfr_image_path,
     tracking_path,
     video_path,
 )
 from ..core.errors import NersembleZarrError
-from ..jobs.progress import FrameProgress
+from ..jobs.runner import run_jobs
 from ..raw import CameraParams, FlameTracking, PointCloud, write_camera_params, write_metadata, write_pcd, write_tracking
 from ..raw.video_writer import VideoWriter
 
@@ -65,6 +75,8 @@ __all__ = [
     "sample_frame_count",
     "source_frames",
     "sample_resolution",
+    "svfr_source_image",
+    "DEFAULT_SVFR_IMAGES",
 ]
 
 #: Upper bound of frames per sequence by default (each sequence gets 0-2 fewer).
@@ -72,7 +84,11 @@ DEFAULT_FRAMES = 12
 #: Default linear scale of the published resolution (NVS 1100x1604 -> 138x200, mono 512 -> 64).
 DEFAULT_SCALE = 1 / 8
 #: One participant per benchmark: the first of each.
-DEFAULT_PARTICIPANTS: dict[str, tuple[int, ...]] = {NVS: NVS_BENCHMARK.participants[:1], MONO: MONO_BENCHMARK.participants[:1]}
+DEFAULT_PARTICIPANTS: dict[str, tuple[int, ...]] = {
+    NVS: NVS_BENCHMARK.participants[:1], MONO: MONO_BENCHMARK.participants[:1], SVFR: SVFR_PARTICIPANTS[:2],
+}
+#: SVFR images per chosen participant by default (the first keys in official order); ``"all"`` for every key.
+DEFAULT_SVFR_IMAGES = 3
 
 #: Head ellipsoid half axes in metres (x: half width, y: half height, z: half depth).
 HEAD_AXES = np.array([0.08, 0.115, 0.10])
@@ -369,10 +385,8 @@ class _Writer:
             self.skipped += n
 
     def temp_for(self, rel: str) -> Path:
-        with self._lock:
-            self._counter += 1
-            n = self._counter
-        return self.tmp / f"{n:06d}_{Path(rel).name}"
+        """A temporary name unique to ``rel`` (jobs in other processes write below the same folder)."""
+        return self.tmp / f"{zlib.crc32(rel.encode()):08x}_{len(rel)}_{Path(rel).name}"
 
     def commit(self, temp: Path, rel: str) -> None:
         final = self.out / rel
@@ -437,13 +451,13 @@ def source_frames(
         yield _render(w2c, intr, rots[t], transl[t], height, width)
 
 
-def _write_videos(writer: _Writer, task: _VideoTask, frames: int, scale: float, seed: int, progress: FrameProgress) -> None:
+def _write_videos(writer: _Writer, task: _VideoTask, frames: int, scale: float, seed: int,
+                  advance: Callable[[int], None]) -> None:
     b = get_benchmark(task.benchmark)
     rel_rgb = f"{task.benchmark}/{video_path(task.participant, task.sequence, task.serial, 'images')}"
     rel_alpha = f"{task.benchmark}/{video_path(task.participant, task.sequence, task.serial, 'alpha_maps')}"
     if writer.exists(rel_rgb) and writer.exists(rel_alpha):
         writer.skip(2)
-        progress.update(task.n_frames)
         return
     height, width = sample_resolution(task.benchmark, scale)
     gop_rng = _rng(seed, "gop", task.benchmark, task.participant, task.sequence, task.serial)
@@ -457,9 +471,72 @@ def _write_videos(writer: _Writer, task: _VideoTask, frames: int, scale: float, 
         ):
             rgb_out.write(rgb)
             alpha_out.write(np.repeat(alpha[:, :, None], 3, axis=2))  # grey video: alpha in all channels
-            progress.update(1)
+            advance(1)
     writer.commit(tmp_rgb, rel_rgb)
     writer.commit(tmp_alpha, rel_alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# SVFR: one still image per key.
+# ---------------------------------------------------------------------------------------------
+
+#: Focal length in pixels of the SVFR sample camera (1 m from the head): the face fills most of the 512 px crop.
+_SVFR_FOCAL = 1500.0
+
+
+def svfr_source_image(key: SVFRImageKey, *, seed: int = 0) -> np.ndarray:
+    """The exact pixels of a sample's SVFR ``rgb.png`` for ``key``: ``(512, 512, 3) uint8``.
+
+    The textured head of the video benchmarks, turned by a pose drawn from ``(seed, key)`` (yaw up to ±35°,
+    pitch ±12°, roll ±6°), seen from 1 m, composited over a plain background colour drawn from the same.
+    """
+    key = SVFRImageKey(*key)
+    rng = _rng(seed, "svfr", key.participant, key.download_folder())
+    height, width = SVFR_IMAGE_SIZE
+    euler = rng.uniform(-1, 1, size=3) * np.radians([12.0, 35.0, 6.0])
+    trans = rng.normal(0, 0.004, size=3)
+    w2c = _look_at(np.array([0.0, 0.0, CAMERA_DISTANCE]), np.zeros(3))
+    intr = np.array([[_SVFR_FOCAL, 0.0, (width - 1) / 2], [0.0, _SVFR_FOCAL, (height - 1) / 2], [0.0, 0.0, 1.0]])
+    rgb, alpha = _render(w2c, intr, _rotations(euler[None])[0], trans, height, width)
+    background = rng.uniform(40, 215, size=3)
+    a = alpha[..., None].astype(np.float64) / 255.0
+    # _render composited on white: swap the white for the background colour
+    out = rgb.astype(np.float64) - (1 - a) * 255.0 + (1 - a) * background
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _write_svfr_image(writer: _Writer, key: SVFRImageKey, seed: int) -> None:
+    from PIL import Image
+
+    rel = f"{SVFR}/{svfr_image_path(key)}"
+    writer.write(rel, lambda path: Image.fromarray(svfr_source_image(key, seed=seed)).save(path, format="PNG"))
+
+
+@dataclass(frozen=True)
+class _SVFRTask:
+    key: SVFRImageKey
+    n_frames: int = 1
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One unit of sample work for the job runner: a camera's two videos or one SVFR image (picklable)."""
+
+    out: str
+    task: _VideoTask | _SVFRTask
+    frames: int
+    scale: float
+    seed: int
+
+
+def _run_job(job: _Job, advance: Callable[[int], None]) -> tuple[int, int]:
+    """Write one job's files below ``job.out``; returns ``(written, skipped)`` file counts."""
+    writer = _Writer(Path(job.out))
+    if isinstance(job.task, _SVFRTask):
+        _write_svfr_image(writer, job.task.key, job.seed)
+    else:
+        _write_videos(writer, job.task, job.frames, job.scale, job.seed, advance)
+    return writer.written, writer.skipped
 
 
 def _metadata(seed: int, benchmark: Benchmark, frames: int) -> dict:
@@ -480,20 +557,33 @@ def _metadata(seed: int, benchmark: Benchmark, frames: int) -> dict:
     }
 
 
-def _resolve(benchmarks: Iterable[str] | str, participants: Iterable[int] | None) -> dict[str, tuple[int, ...]]:
+def _participants(name: str) -> tuple[int, ...]:
+    return SVFR_PARTICIPANTS if name == SVFR else get_benchmark(name).participants
+
+
+def _describe(task: _VideoTask | _SVFRTask) -> str:
+    if isinstance(task, _SVFRTask):
+        return f"svfr image {svfr_image_path(task.key)}"
+    return f"{task.benchmark} {task.participant:03d} {task.sequence} camera {task.serial} videos"
+
+
+def _resolve(
+    benchmarks: Iterable[str] | str, participants: Iterable[int] | None, svfr_all: bool = False,
+) -> dict[str, tuple[int, ...]]:
     names = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
+    known = (*BENCHMARK_NAMES, SVFR)
     if names == ["all"]:
-        names = list(BENCHMARK_NAMES)
+        names = list(known)
     for n in names:
-        if n not in BENCHMARK_NAMES:
-            raise SampleError(f"unknown benchmark {n!r}: expected {', '.join(BENCHMARK_NAMES)} or all")
+        if n not in known:
+            raise SampleError(f"unknown benchmark {n!r}: expected {', '.join(known)} or all")
     if participants is None:
-        return {n: DEFAULT_PARTICIPANTS[n] for n in names}
+        return {n: SVFR_PARTICIPANTS if n == SVFR and svfr_all else DEFAULT_PARTICIPANTS[n] for n in names}
     wanted = [int(p) for p in participants]
-    chosen = {n: tuple(p for p in get_benchmark(n).participants if p in wanted) for n in names}
+    chosen = {n: tuple(p for p in _participants(n) if p in wanted) for n in names}
     unknown = [p for p in wanted if not any(p in chosen[n] for n in names)]
     if unknown:
-        offered = "; ".join(f"{n}: {', '.join(map(str, get_benchmark(n).participants))}" for n in names)
+        offered = "; ".join(f"{n}: {', '.join(map(str, _participants(n)))}" for n in names)
         raise SampleError(f"participant(s) {', '.join(map(str, unknown))} not in the chosen benchmark(s) ({offered})")
     return chosen
 
@@ -508,21 +598,28 @@ def generate_sample(
     seed: int = 0,
     pointclouds: str = "all",
     points: int | None = None,
+    svfr_images: int | str = DEFAULT_SVFR_IMAGES,
     flame_model_dir: str | os.PathLike | None = None,
     workers: int | None = None,
+    scheduler: object = None,
+    threads: int | None = None,
     progress: bool = False,
 ) -> Path:
     """Write a sample benchmark folder ``out/<benchmark>/…`` in the official layout; returns ``out``.
 
-    ``benchmarks``: names (``"nvs"``, ``"mono_flame_avatar"``) or ``"all"``. ``participants``: ids
-    to generate files for (each goes to the benchmark(s) that have it); ``None`` → the first
-    participant of each benchmark (388 and 393). ``frames``: frames per sequence at most (each gets
+    ``benchmarks``: names (``"nvs"``, ``"mono_flame_avatar"``, ``"svfr"``) or ``"all"`` (the three). ``participants``:
+    ids to generate files for (each goes to the benchmark(s) that have it); ``None`` → the first
+    participant of each video benchmark (388 and 393) and the first two of SVFR (17, 60). ``svfr_images``: SVFR
+    images per participant (the first keys in official order), or ``"all"`` (every key; with ``participants=None``
+    all 20 participants: the 391 images). ``frames``: frames per sequence at most (each gets
     ``frames`` minus 0–2, see :func:`sample_frame_count`). ``scale``: linear scale of the published
     resolution (1 = 1100x1604 / 512x512; the default 1/8 gives 138x200 / 64x64; sizes are rounded
     to even). ``seed``: all content and file bytes are a function of the arguments. ``pointclouds``:
     ``"all"`` timesteps or only the ``"first"`` (NVS). ``points``: points per NVS cloud (each timestep keeps
     96–100% of them; default ``max(400, 60000 · scale²)``; real clouds have 100k–1M). ``flame_model_dir``: also write a synthetic
-    ``flame2023.pkl`` there. ``workers``: videos encoded in parallel (default: up to 4 by CPU count).
+    ``flame2023.pkl`` there. Videos and SVFR images are jobs of :func:`~nersemble_zarr.jobs.runner.run_jobs`:
+    ``threads`` threads here (default: up to 4 by CPU count), or ``workers=N`` local worker processes, or
+    ``scheduler=`` an existing cluster (its workers must see ``out``).
     ``progress``: show a progress bar (frames, rate, ETA) on stderr.
 
     Raises :class:`SampleError` for invalid arguments or an ``out`` that holds a sample made with
@@ -536,8 +633,11 @@ def generate_sample(
         raise SampleError(f"pointclouds must be 'first' or 'all', got {pointclouds!r}")
     if points is not None and int(points) < 1:
         raise SampleError(f"points must be at least 1, got {points}")
+    if not (svfr_images == "all" or isinstance(svfr_images, int) and not isinstance(svfr_images, bool)
+            and svfr_images >= 1):
+        raise SampleError(f"svfr_images must be at least 1 or 'all', got {svfr_images!r}")
     frames, scale, seed = int(frames), float(scale), int(seed)
-    chosen = _resolve(benchmarks, participants)
+    chosen = _resolve(benchmarks, participants, svfr_all=svfr_images == "all")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     params = {"frames": frames, "scale": scale, "seed": seed, "format": 1}
@@ -551,7 +651,7 @@ def generate_sample(
                 f"{out} holds a sample made with {previous}, not {params}: choose another folder or delete it first"
             )
     else:
-        existing = [n for n in BENCHMARK_NAMES if (out / n).exists()]
+        existing = [n for n in (*BENCHMARK_NAMES, SVFR) if (out / n).exists()]
         if existing:
             raise SampleError(
                 f"{out} already holds {', '.join(existing)} data not made by this generator: refusing to mix "
@@ -560,9 +660,14 @@ def generate_sample(
         params_file.write_text(json.dumps(params) + "\n")
     writer = _Writer(out)
 
-    # small files first (calibration, tracking, point clouds), then the videos in parallel
-    tasks: list[_VideoTask] = []
+    # small files first (calibration, tracking, point clouds), then the videos and SVFR images in parallel
+    tasks: list[_VideoTask | _SVFRTask] = []
     for name, pids in chosen.items():
+        if name == SVFR:
+            for p in pids:
+                keys = svfr_image_keys(p)
+                tasks.extend(_SVFRTask(k) for k in (keys if svfr_images == "all" else keys[: int(svfr_images)]))
+            continue
         b = get_benchmark(name)
         root = f"{name}/"
         height, width = sample_resolution(name, scale)
@@ -591,24 +696,23 @@ def generate_sample(
                         )
                 for serial in b.train_serials:
                     tasks.append(_VideoTask(name, p, seq, serial, n))
-    bar = FrameProgress(sum(t.n_frames for t in tasks), progress, desc="sample videos")
-    try:
-        n_workers = workers or min(4, os.cpu_count() or 1)
-        if n_workers <= 1:
-            for task in tasks:
-                _write_videos(writer, task, frames, scale, seed, bar)
-        else:
-            pool = ThreadPoolExecutor(max_workers=n_workers)
-            try:
-                futures = [pool.submit(_write_videos, writer, t, frames, scale, seed, bar) for t in tasks]
-                for f in futures:
-                    f.result()
-            finally:  # on Ctrl-C or a failure, videos not started are dropped (a rerun writes them)
-                pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        bar.close()
-    # metadata last: its presence marks a benchmark folder complete
+    jobs = [_Job(str(out), t, frames, scale, seed) for t in tasks]
+
+    def on_result(outcome) -> None:
+        if not outcome.ok:  # the first failure stops the run (queued jobs are dropped; a rerun writes them)
+            raise outcome.exception if isinstance(outcome.exception, NersembleZarrError) else SampleError(
+                f"sample: {_describe(outcome.job.task)} failed: {outcome.error}")
+
+    if workers is None and scheduler is None and threads is None:
+        threads = min(4, os.cpu_count() or 1)
+    run_jobs(
+        jobs, _run_job, workers=workers, scheduler=scheduler, threads=threads, on_result=on_result,
+        progress=progress, desc="sample", frames_of=lambda j: j.task.n_frames, live_progress=True, name="sample",
+    )
+    # metadata last: its presence marks a benchmark folder complete (SVFR has none)
     for name in chosen:
+        if name == SVFR:
+            continue
         writer.write(f"{name}/{metadata_path()}", lambda path, b=get_benchmark(name): write_metadata(path, _metadata(seed, b, frames)))
     if flame_model_dir is not None:
         from .flame_model import write_synthetic_flame_model
