@@ -10,7 +10,7 @@ from nersemble_zarr.cli.options import (
     deprecated_alias, participant_option, progress_option, split_values,
 )
 from nersemble_zarr.pipelines.download.selection import ASSETS
-from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
+from nersemble_zarr.core.benchmark import ALL_BENCHMARK_NAMES, check_selection
 from nersemble_zarr.pipelines.download.engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WORKERS, MAX_BACKOFF
 
 
@@ -23,7 +23,7 @@ def _ints(values: list[str], what: str) -> list[int]:
 
 @click.command(context_settings={"show_default": True})
 @click.argument("raw", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
+@click.argument("benchmark", type=click.Choice(ALL_BENCHMARK_NAMES))
 @participant_option(default_help="all of the benchmark")
 @click.option("--assets", multiple=True, default=("all",), metavar="NAME",
               help="Assets to fetch; repeat or comma-separate: "
@@ -53,10 +53,11 @@ def download(
     pointcloud_frames: tuple[str, ...], connections: int, overwrite: bool, retries: int, backoff: float,
     timeout: float, check_sizes: bool, store: str | None, progress: bool,
 ) -> None:
-    """Download BENCHMARK (nvs | mono_flame_avatar) into RAW/BENCHMARK/ in the official layout.
+    """Download BENCHMARK (nvs | mono_flame_avatar | svfr) into RAW/BENCHMARK/ in the official layout.
 
     The access URL comes from $NERSEMBLE_BENCHMARK_URL or ~/.config/nersemble_benchmark/.env and is
-    never printed. metadata.json is fetched first (once) and kept. Files are written as <name>.part
+    never printed. metadata.json is fetched first (once) and kept (nvs, mono_flame_avatar; svfr is its
+    391 rgb.png images only). Files are written as <name>.part
     and renamed once complete; rerunning the same command skips complete files and resumes partial
     ones. Exits with status 1 if any file failed.
     """

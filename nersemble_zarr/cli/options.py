@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import click
 
-from nersemble_zarr.core.benchmark import BENCHMARK_NAMES
+from nersemble_zarr.core.benchmark import ALL_BENCHMARK_NAMES, BENCHMARK_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,23 +96,25 @@ def _one(values: list[Any], what: str, param: click.Parameter | None, ctx: click
     return values[0] if values else None
 
 
-def _benchmarks(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> tuple[str, ...]:
+def _benchmarks(ctx: click.Context, param: click.Parameter, value: Sequence[str],
+                known: tuple[str, ...] = BENCHMARK_NAMES) -> tuple[str, ...]:
     names = split_values(value)
-    choices = (*BENCHMARK_NAMES, "all")
+    choices = (*known, "all")
     for name in names:
         if name not in choices:
             raise click.BadParameter(f"{name!r} is not one of {', '.join(repr(c) for c in choices)}",
                                      ctx=ctx, param=param)
     if "all" in names:
-        return tuple(BENCHMARK_NAMES)
+        return tuple(known)
     return tuple(dict.fromkeys(names))
 
 
-def _benchmark_one(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> str | None:
+def _benchmark_one(ctx: click.Context, param: click.Parameter, value: Sequence[str],
+                   known: tuple[str, ...] = BENCHMARK_NAMES) -> str | None:
     names = split_values(value)
     for name in names:
-        if name not in BENCHMARK_NAMES:
-            raise click.BadParameter(f"{name!r} is not one of {', '.join(repr(c) for c in BENCHMARK_NAMES)}",
+        if name not in known:
+            raise click.BadParameter(f"{name!r} is not one of {', '.join(repr(c) for c in known)}",
                                      ctx=ctx, param=param)
     return _one(names, "benchmark", param, ctx)
 
@@ -138,14 +140,19 @@ def _name_one(ctx: click.Context, param: click.Parameter, value: Sequence[str]) 
 # ---------------------------------------------------------------------------------------------
 
 
-def benchmark_option(*, one: bool = False, required: bool = False) -> Callable[[F], F]:
+def benchmark_option(*, one: bool = False, required: bool = False, svfr: bool = False) -> Callable[[F], F]:
     """``-b/--benchmark``: a tuple of benchmark names (``all`` = every benchmark; empty = none named,
-    i.e. all) in parameter ``benchmarks``; ``one=True``: exactly one name in parameter ``benchmark``."""
+    i.e. all) in parameter ``benchmarks``; ``one=True``: exactly one name in parameter ``benchmark``.
+    ``svfr=True``: the command also takes ``svfr`` (and ``all`` includes it)."""
+    known = ALL_BENCHMARK_NAMES if svfr else BENCHMARK_NAMES
     if one:
         return click.option("-b", "--benchmark", "benchmark", multiple=True, required=required, metavar="NAME",
-                            callback=_benchmark_one, help=BENCHMARK_ONE_HELP)
+                            callback=functools.partial(_benchmark_one, known=known),
+                            help=BENCHMARK_ONE_HELP + (" This command also takes svfr." if svfr else ""))
     return click.option("-b", "--benchmark", "benchmarks", multiple=True, required=required, metavar="NAME",
-                        callback=_benchmarks, help=BENCHMARK_HELP + DEFAULT_ALL)
+                        callback=functools.partial(_benchmarks, known=known),
+                        help=BENCHMARK_HELP + (" This command also takes svfr (all includes it)." if svfr else "")
+                        + DEFAULT_ALL)
 
 
 def participant_option(*, one: bool = False, required: bool = False, default_help: str = "all") -> Callable[[F], F]:

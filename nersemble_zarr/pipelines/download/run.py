@@ -2,7 +2,8 @@
 :mod:`.report` (what to tell the user).
 
 Server layout = raw layout: ``<access URL>/<benchmark>/<relative path>`` lands at
-``<raw root>/<benchmark>/<relative path>``. ``metadata.json`` is fetched first and kept. The access URL is a
+``<raw root>/<benchmark>/<relative path>``. ``metadata.json`` is fetched first and kept (the video benchmarks;
+``svfr`` has none: only its images are fetched, as the official downloader does). The access URL is a
 secret: no message, report or file written here contains it.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ...core.benchmark import ACCESS_FORM_URL, get_benchmark, metadata_path
+from ...core.benchmark import ACCESS_FORM_URL, SVFR, check_benchmark, metadata_path
 from ...core.config import URL_ENV_VAR, URL_PLACEHOLDER, access_url, env_file
 from ...core.errors import ConfigError
 from .engine import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_WORKERS, Downloader
@@ -53,9 +54,9 @@ def download_benchmark(
     ``metadata.json`` cannot be had, :class:`~nersemble_zarr.core.errors.ConfigError` for a missing or malformed
     access URL.
     """
-    b = get_benchmark(benchmark)
-    chosen_assets = resolve_assets(b.name, assets)
-    chosen_participants = resolve_participants(b.name, participants)
+    name = benchmark if benchmark == SVFR else check_benchmark(benchmark)
+    chosen_assets = resolve_assets(name, assets)
+    chosen_participants = resolve_participants(name, participants)
     base = (url or access_url()).rstrip("/")
     if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
         raise ConfigError(
@@ -63,12 +64,18 @@ def download_benchmark(
             f"because it is a secret: check it against the one you received from {ACCESS_FORM_URL}"
         )
     redact = Redactor(base)
-    root = Path(raw_root) / b.name
-    report = DownloadReport(b.name, root)
+    root = Path(raw_root) / name
+    report = DownloadReport(name, root)
     engine = Downloader(
-        f"{base}/{b.name}", root, workers=workers, overwrite=overwrite, retries=retries, backoff=backoff,
+        f"{base}/{name}", root, workers=workers, overwrite=overwrite, retries=retries, backoff=backoff,
         timeout=timeout, check_sizes=check_sizes,
     )
+    if name == SVFR:
+        files = select_files(name, participants=chosen_participants, assets=chosen_assets)
+        images = engine.fetch(files, progress=DownloadProgress(progress, desc=f"download {name}"))
+        report.add(images, redact)
+        raise_if_denied(images, report)
+        return report
     first = engine.fetch([metadata_path()])
     report.add(first, redact)
     raise_if_denied(first, report)
@@ -76,14 +83,14 @@ def download_benchmark(
     if not local_metadata.is_file():
         reason = report.failed.get(metadata_path(), "not on the server (HTTP 404)")
         raise DownloadError(
-            f"cannot download {URL_PLACEHOLDER}/{b.name}/{metadata_path()}: {reason}; nothing else was fetched"
+            f"cannot download {URL_PLACEHOLDER}/{name}/{metadata_path()}: {reason}; nothing else was fetched"
         )
     metadata = _load_json(local_metadata) if POINTCLOUDS in chosen_assets else None
     files = select_files(
-        b.name, participants=chosen_participants, assets=chosen_assets,
+        name, participants=chosen_participants, assets=chosen_assets,
         pointcloud_frames=pointcloud_frames, metadata=metadata,
     )
-    rest = engine.fetch(files, progress=DownloadProgress(progress, desc=f"download {b.name}"))
+    rest = engine.fetch(files, progress=DownloadProgress(progress, desc=f"download {name}"))
     report.add(rest, redact)
     raise_if_denied(rest, report)
     return report

@@ -9,8 +9,11 @@ selection as the official toolkit's downloader:
 - ``mono_flame_avatar``: per participant ``calibration``; for the 18 train sequences the train
   camera's ``images``/``alpha_maps`` and the tracking; for the 4 test sequences only the tracking
   (``flame2023_tracking`` = v1, ``flame2023_tracking_v2`` = v2, the current one).
+- ``svfr``: ``images``, one ``rgb.png`` per image key of the selected participants
+  (``<pid:03d>/<sequence>_<timestep>_<serial>/rgb.png``, timestep unpadded); nothing else (no calibration).
 
-``metadata.json`` is not an asset: it is always fetched first (see :mod:`nersemble_zarr.pipelines.download.run`).
+``metadata.json`` is not an asset: it is always fetched first for the video benchmarks (see
+:mod:`nersemble_zarr.pipelines.download.run`); SVFR has none.
 """
 
 from __future__ import annotations
@@ -21,11 +24,16 @@ from typing import Any, Literal
 from ...core.benchmark import (
     MONO,
     NVS,
+    SVFR,
     TRACKING_ASSETS,
     calibration_path,
+    check_benchmark,
     check_participant,
     get_benchmark,
+    participants_of,
     pointcloud_path,
+    svfr_image_keys,
+    svfr_image_path,
     tracking_path,
     video_path,
 )
@@ -40,6 +48,7 @@ POINTCLOUDS = "pointclouds"
 ASSETS: dict[str, tuple[str, ...]] = {
     NVS: (CALIBRATION, IMAGES, ALPHA_MAPS, POINTCLOUDS),
     MONO: (CALIBRATION, IMAGES, ALPHA_MAPS) + tuple(TRACKING_ASSETS[v] for v in sorted(TRACKING_ASSETS)),
+    SVFR: (IMAGES,),
 }
 _TRACKING_VERSION = {name: version for version, name in TRACKING_ASSETS.items()}
 
@@ -55,7 +64,7 @@ def resolve_assets(benchmark: str, assets: str | Iterable[str] = "all") -> tuple
 
     Raises :class:`AssetSelectionError` naming the unknown asset and the valid ones.
     """
-    available = ASSETS[get_benchmark(benchmark).name]
+    available = ASSETS[benchmark if benchmark == SVFR else check_benchmark(benchmark)]
     if isinstance(assets, str):
         assets = available if assets == "all" else (assets,)
     chosen = set()
@@ -73,14 +82,14 @@ def resolve_assets(benchmark: str, assets: str | Iterable[str] = "all") -> tuple
 
 def resolve_participants(benchmark: str, participants: Iterable[int] | None = None) -> tuple[int, ...]:
     """The selected participant ids (all of the benchmark's for ``None``), validated, in benchmark order."""
-    b = get_benchmark(benchmark)
-    if participants is None:
-        return b.participants
     try:
+        ordered = participants_of(benchmark)
+        if participants is None:
+            return ordered
         chosen = {check_participant(benchmark, p) for p in participants}
     except ValueError as e:
         raise AssetSelectionError(str(e)) from None
-    return tuple(p for p in b.participants if p in chosen)
+    return tuple(p for p in ordered if p in chosen)
 
 
 def nvs_timesteps(metadata: Mapping[str, Any], participant: int) -> list[int]:
@@ -112,8 +121,10 @@ def select_files(
     timesteps, each of which must be listed there for every selected participant. ``metadata`` is
     the benchmark's ``metadata.json`` as loaded; it is needed only when point clouds are selected.
     """
-    b = get_benchmark(benchmark)
     chosen = resolve_assets(benchmark, assets)
+    if benchmark == SVFR:
+        return [svfr_image_path(k) for p in resolve_participants(benchmark, participants) for k in svfr_image_keys(p)]
+    b = get_benchmark(benchmark)
     files: list[str] = []
     for p in resolve_participants(benchmark, participants):
         if CALIBRATION in chosen:
