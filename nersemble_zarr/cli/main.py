@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "submit": "submission:submit",
     "validate": "submission:validate",
     "check": "check:check",
+    "evaluate": "evaluate:evaluate",
 }
 
 

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from ..core import schema
 from ..core.benchmark import check_participant, get_benchmark
 from ..core.errors import SelectionError
+from ..core.splits import check_part, parse_split, split_sequence
 from ..imaging import area_average
 from .resolver import (
     ResolvedSequence,
@@ -36,6 +37,7 @@ from .resolver import (
     has_group,
     level_of,
     open_root,
+    read_calibration,
     resolve_sequence,
     sequences_in,
     timestep_positions,
@@ -58,7 +60,12 @@ class FrameDataset(Dataset):
     frames on the fly when it is not stored), ``dtype`` of image/alpha (``"uint8"`` 0–255 or
     ``"float32"`` = uint8 / 255), ``channels_first`` (``(3, H, W)`` instead of ``(H, W, 3)``),
     ``timesteps`` (an int, a slice or a list of timestep values; default all) and ``every_nth_frame``
-    (a positive step over the selected timesteps). A timestep that is no integer >= 0 (3.7, "3", True,
+    (a positive step over the selected timesteps). ``split``: ``"train"``, ``"validation"`` or ``"all"``
+    (default) frames of the validation split ``split_rule`` (:mod:`nersemble_zarr.core.splits`; default per
+    benchmark: NVS ``"nearest"`` = the train camera nearest each hold-out camera is validation, mono
+    ``"last=10"`` = the last 10 % of each sequence's frames) — the same rule ``nersemble-zarr evaluate``
+    scores, so training on ``split="train"`` never sees a frame that evaluation scores
+    (``every_nth_frame`` steps over the part's timesteps). A timestep that is no integer >= 0 (3.7, "3", True,
     -1) or ``every_nth_frame=0`` raises :class:`~nersemble_zarr.core.errors.SelectionError` (a ``ValueError``).
     Cameras, levels, completeness and calibration are resolved per sequence by
     :func:`~nersemble_zarr.read.resolver.resolve_sequence`, the rule every reader shares: ``cameras=None``
@@ -92,12 +99,16 @@ class FrameDataset(Dataset):
         timesteps: int | slice | Iterable[int] | None = None,
         every_nth_frame: int | None = None,
         storage_options: dict[str, Any] | None = None,
+        split: str | None = None,
+        split_rule: str | None = None,
     ):
         if dtype not in ("uint8", "float32"):
             raise ValueError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
         self._timesteps = None if timesteps is None else check_timesteps(timesteps)
         self._every_nth = check_every_nth(every_nth_frame) or 1
         get_benchmark(benchmark)
+        self.split = check_part(split)
+        self.split_rule = str(parse_split(split_rule, benchmark)) if self.split != "all" else split_rule
         self.store = store
         self.benchmark = benchmark
         self.level = level_of(level, scale)
@@ -130,7 +141,21 @@ class FrameDataset(Dataset):
                     continue  # tracking only
                 res = resolve_sequence(root, benchmark, p, s, cameras=wanted_cam, level=self.level, resize=resize,
                                        error=FrameDatasetError, only_present=True, stacklevel=3)
-                t_positions = timestep_positions(res.timesteps, self._timesteps, self._every_nth)
+                if self.split == "all":
+                    t_positions = timestep_positions(res.timesteps, self._timesteps, self._every_nth)
+                else:
+                    rig = read_calibration(root, benchmark, p, error=FrameDatasetError)
+                    part = split_sequence(self.split_rule, benchmark, s, res.stored_cameras, res.timesteps,
+                                          rig.serials, rig.world_2_cam)[self.split]
+                    keep = [c for c in res.cameras if c in part.cameras]
+                    if not keep or not part.timesteps:
+                        continue
+                    if list(keep) != list(res.cameras):
+                        res = resolve_sequence(root, benchmark, p, s, cameras=keep, level=self.level, resize=resize,
+                                               error=FrameDatasetError, only_present=True, stacklevel=3)
+                    in_part = set(part.timesteps)
+                    t_positions = [i for i in timestep_positions(res.timesteps, self._timesteps)
+                                   if res.timesteps[i] in in_part][:: self._every_nth]
                 if not res.cameras or not t_positions:
                     continue
                 u = len(self.units)
@@ -142,7 +167,8 @@ class FrameDataset(Dataset):
         if not self.units:
             raise FrameDatasetError(
                 f"no frames selected in {benchmark} (participants {pids or 'none in store'}, sequences "
-                f"{sorted(wanted_seq) if wanted_seq else 'all'}, cameras {sorted(wanted_cam) if wanted_cam else 'all'})"
+                f"{sorted(wanted_seq) if wanted_seq else 'all'}, cameras {sorted(wanted_cam) if wanted_cam else 'all'}"
+                + (f", {self.split} part of split {self.split_rule})" if self.split != "all" else ")")
             )
         self._unit = np.concatenate(unit_ids)
         self._cam = np.concatenate(cam_ids)

@@ -1,0 +1,327 @@
+"""Per-frame image metrics as the NeRSemble paper's evaluation computes them (pure functions).
+
+Every function takes one prediction and its ground truth as ``(H, W, 3) uint8`` RGB (0–255) arrays of the
+same shape and returns one Python float. A per-video value is the mean over frames of the per-frame value
+(as ``scripts/evaluate/evaluate_nersemble.py`` of the ``nersemble`` repository computes it).
+
+* :func:`psnr`: torchmetrics' ``peak_signal_noise_ratio`` on ``[0, 1]`` images with ``data_range=1``,
+  i.e. ``10 · log10(1 / MSE)`` with MSE over all pixels and channels. Identical frames give ``+inf``
+  (no cap; the per-video mean of a video with an identical frame is then ``inf`` too, and JSON writes
+  ``Infinity``).
+* :func:`ssim`: torchmetrics' ``structural_similarity_index_measure`` with ``data_range=1``, a Gaussian
+  window of 11 × 11 (σ = 1.5), ``k1=0.01, k2=0.03``, reflect padding, mean over the whole image and all
+  channels. Computed here with numpy/scipy, the Gaussian applied separably (rows, then columns: 22 instead
+  of 121 multiply-adds per pixel; no torch needed); equal to torchmetrics within 1e-6 and, away from the 5-pixel border that the
+  two libraries pad differently, to scikit-image's ``structural_similarity(gaussian_weights=True,
+  sigma=1.5, use_sample_covariance=False, data_range=255)`` (both are tested to 1e-4).
+* :func:`alpha_blend_white`: the paper's "masked" inputs: ``uint8(clip((α·x + (1 − α)·1) · 255))`` with
+  ``α = alpha / 255`` (truncated to uint8 as the paper's ``perform_alpha_blending``); applied to the
+  prediction and to the ground truth with the ground truth's alpha.
+* :class:`LPIPS` (AlexNet, torchmetrics' linear layers, ``normalize=True``) and :class:`JODVideo` (pyfvvdp)
+  need files or an extra; see their docstrings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: SSIM constants of the paper's evaluation (torchmetrics defaults).
+SSIM_SIGMA = 1.5
+SSIM_KERNEL = 11
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+#: JOD: the display model and the lowest frame rate the paper's evaluation passes to pyfvvdp.
+JOD_DISPLAY = "standard_4k"
+JOD_MIN_FPS = 4.1
+#: torchvision's file name of its ImageNet AlexNet weights (the LPIPS backbone), in ``torch.hub``'s cache.
+ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot run here (a package or weights file is missing); the message says what to provide."""
+
+
+def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[2] != 3:
+        raise ValueError(f"prediction and ground truth must both be (H, W, 3); found {pred.shape} and {gt.shape}")
+    if pred.dtype != np.uint8 or gt.dtype != np.uint8:
+        raise ValueError(f"prediction and ground truth must be uint8; found {pred.dtype} and {gt.dtype}")
+
+
+def mse(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean squared error of ``(H, W, 3) uint8`` frames on the ``[0, 1]`` scale (float64)."""
+    _check_pair(pred, gt)
+    d = pred.astype(np.int16) - gt.astype(np.int16)
+    d = d.reshape(-1).astype(np.float32)
+    return float(np.dot(d, d)) / (d.size * 255.0 * 255.0)
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
+    """PSNR in dB of ``(H, W, 3) uint8`` frames on the ``[0, 1]`` scale (``data_range=1``); ``+inf`` if identical."""
+    m = mse(pred, gt)
+    return float("inf") if m == 0.0 else float(10.0 * np.log10(1.0 / m))
+
+
+def alpha_blend_white(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``image (H, W, 3) uint8`` blended onto white with ``alpha (H, W) or (H, W, 1) uint8`` → ``(H, W, 3) uint8``.
+
+    Exactly the paper's ``perform_alpha_blending``: float64 ``a·x + (1 − a)``, times 255, clipped, truncated."""
+    if alpha.ndim == 2:
+        alpha = alpha[..., None]
+    if image.dtype != np.uint8 or alpha.dtype != np.uint8 or image.shape[:2] != alpha.shape[:2]:
+        raise ValueError(f"alpha blending needs uint8 (H, W, 3) and (H, W[, 1]); found {image.dtype}{image.shape} "
+                         f"and {alpha.dtype}{alpha.shape}")
+    a = alpha / 255.0
+    out = (a * (image / 255.0) + (1.0 - a)) * 255.0
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def gaussian_window() -> np.ndarray:
+    """torchmetrics' SSIM window ``_gaussian(11, 1.5)`` as ``(11,) float64`` weights summing to 1."""
+    dist = np.arange((1 - SSIM_KERNEL) / 2, (1 + SSIM_KERNEL) / 2, 1.0)
+    g = np.exp(-((dist / SSIM_SIGMA) ** 2) / 2)
+    return g / g.sum()
+
+
+def ssim_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """The SSIM index per channel and pixel, ``(3, H, W) float32``; :func:`ssim` is its mean.
+
+    The five local moments (means, variances, covariance per channel) are Gaussian-filtered separably with
+    scipy's ``correlate1d(mode="mirror")``, which is torch's ``F.pad(mode="reflect")`` that torchmetrics uses
+    (edge pixel not repeated), accumulating in float64 per output pixel."""
+    from scipy.ndimage import correlate1d
+
+    _check_pair(pred, gt)
+    h, w, _ = pred.shape
+    maps = np.empty((5, 3, h, w), np.float32)
+    np.divide(pred.transpose(2, 0, 1), np.float32(255.0), out=maps[0], dtype=np.float32)
+    np.divide(gt.transpose(2, 0, 1), np.float32(255.0), out=maps[1], dtype=np.float32)
+    np.multiply(maps[0], maps[0], out=maps[2])
+    np.multiply(maps[1], maps[1], out=maps[3])
+    np.multiply(maps[0], maps[1], out=maps[4])
+    g = gaussian_window()
+    tmp = np.empty_like(maps)
+    correlate1d(maps, g, axis=-1, mode="mirror", output=tmp)
+    correlate1d(tmp, g, axis=-2, mode="mirror", output=maps)
+    mu_x, mu_y, xx, yy, xy = maps
+    c1, c2 = np.float32(SSIM_K1 ** 2), np.float32(SSIM_K2 ** 2)
+    mu_xy = mu_x * mu_y
+    mu_x *= mu_x  # mu_x², mu_y² in place
+    mu_y *= mu_y
+    xx -= mu_x
+    np.maximum(xx, 0, out=xx)  # sigma_x² (clamped at 0, as torchmetrics)
+    yy -= mu_y
+    np.maximum(yy, 0, out=yy)
+    xy -= mu_xy  # sigma_xy
+    num = 2 * mu_xy
+    num += c1
+    xy *= 2
+    xy += c2
+    num *= xy
+    den = mu_x + mu_y
+    den += c1
+    xx += yy
+    xx += c2
+    den *= xx
+    num /= den
+    return num
+
+
+def ssim(pred: np.ndarray, gt: np.ndarray) -> float:
+    """SSIM of ``(H, W, 3) uint8`` frames (``data_range=1``, Gaussian 11 × 11, σ 1.5), mean over pixels and channels."""
+    return float(ssim_map(pred, gt).mean(dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------------------------
+# LPIPS
+# ---------------------------------------------------------------------------------------------
+
+
+def default_alexnet_weights() -> Path:
+    """Where torchvision caches its AlexNet weights: ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth``
+    (``TORCH_HOME`` defaults to ``~/.cache/torch``)."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return Path(home) / "hub" / "checkpoints" / ALEXNET_WEIGHTS_FILE
+
+
+class LPIPS:
+    """LPIPS (AlexNet) as torchmetrics' ``LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True)``.
+
+    Needs two weight files, nothing is downloaded:
+
+    * the AlexNet backbone (ImageNet), a torchvision ``alexnet`` state dict (``features.*`` keys):
+      ``weights=`` a path, else torchvision's cache file :func:`default_alexnet_weights`. Obtain it on a
+      machine with internet with ``python -c "import torchvision; torchvision.models.alexnet(weights='DEFAULT')"``
+      and copy ``~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth``;
+    * the LPIPS linear layers, which torchmetrics ships (``torchmetrics/functional/image/lpips_models/alex.pth``).
+
+    The network is torchmetrics' (its ``ScalingLayer``, ``NetLinLayer``, normalisation and spatial mean)
+    around torchvision's AlexNet ``features`` layers rebuilt layer for layer (so torchvision is not needed).
+    Raises :class:`MetricUnavailable` naming the missing file or package.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None) -> None:
+        try:
+            import torch
+            from torchmetrics.functional.image import lpips as tm_lpips
+        except ImportError as e:
+            raise MetricUnavailable(f"lpips needs torch and torchmetrics ({e.name} is not installed)") from None
+        path = Path(weights) if weights is not None else default_alexnet_weights()
+        if not path.is_file():
+            raise MetricUnavailable(
+                f"lpips needs the AlexNet backbone weights at {path} (torchvision's {ALEXNET_WEIGHTS_FILE}; "
+                f"pass --lpips-weights FILE); nothing is downloaded"
+            )
+        linear = Path(tm_lpips.__file__).parent / "lpips_models" / "alex.pth"
+        if not linear.is_file():
+            raise MetricUnavailable(f"lpips needs torchmetrics' linear layers at {linear}")
+        self.torch = torch
+        self._tm = tm_lpips
+        nn = torch.nn
+        features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+            features.load_state_dict(state, strict=True)
+        except Exception as e:
+            raise MetricUnavailable(f"lpips: {path} is not an AlexNet state dict ({type(e).__name__}: {e})") from None
+        # torchmetrics' Alexnet slices: relu1 [0,2), relu2 [2,5), relu3 [5,8), relu4 [8,10), relu5 [10,12)
+        self.slices = [features[a:b] for a, b in ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12))]
+        self.scaling = tm_lpips.ScalingLayer()
+        self.lins = nn.ModuleList(tm_lpips.NetLinLayer(c, use_dropout=True) for c in (64, 192, 384, 256, 256))
+        lin_state = torch.load(linear, map_location="cpu", weights_only=True)
+        self.lins.load_state_dict({k[len("lin"):]: v for k, v in lin_state.items() if k.startswith("lin")}, strict=True)
+        for m in (features, self.scaling, self.lins):
+            m.eval()
+        self.weights = path
+
+    def _features(self, x: Any) -> list[Any]:
+        outs = []
+        for s in self.slices:
+            x = s(x)
+            outs.append(x)
+        return outs
+
+    def __call__(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        """LPIPS distance of ``(H, W, 3) uint8`` frames (0 = identical)."""
+        _check_pair(pred, gt)
+        torch, tm = self.torch, self._tm
+        with torch.no_grad():
+            x = torch.from_numpy(pred).permute(2, 0, 1)[None].to(torch.float32) / 255.0
+            y = torch.from_numpy(gt).permute(2, 0, 1)[None].to(torch.float32) / 255.0
+            x, y = self.scaling(2 * x - 1), self.scaling(2 * y - 1)
+            total = 0.0
+            for lin, fx, fy in zip(self.lins, self._features(x), self._features(y)):
+                d = (tm._normalize_tensor(fx) - tm._normalize_tensor(fy)) ** 2
+                total = total + tm._spatial_average(lin(d), keep_dim=True)
+            return float(total.squeeze())
+
+
+# ---------------------------------------------------------------------------------------------
+# JOD (pyfvvdp), streaming
+# ---------------------------------------------------------------------------------------------
+
+
+def jod_fps(fps: float, every_nth: int) -> float:
+    """The frame rate pyfvvdp is told: ``max(4.1, fps / every_nth)`` as the paper's evaluation."""
+    return max(JOD_MIN_FPS, float(fps) / int(every_nth))
+
+
+def make_jod() -> Any:
+    """A ``pyfvvdp.fvvdp(display_name="standard_4k")`` on the CPU; :class:`MetricUnavailable` without pyfvvdp."""
+    try:
+        import pyfvvdp
+    except ImportError:
+        raise MetricUnavailable("jod needs pyfvvdp: pip install 'nersemble-zarr[metrics]' (licence CC BY-NC)") from None
+    import torch
+
+    return pyfvvdp.fvvdp(display_name=JOD_DISPLAY, device=torch.device("cpu"), quiet=True)
+
+
+class JODVideo:
+    """Run pyfvvdp over a video pulled frame by frame, so memory does not grow with the frame count.
+
+    ``pairs`` yields ``(prediction, ground_truth)`` ``(H, W, 3) uint8`` frames, ``n_frames`` of them;
+    pyfvvdp asks for frames in order (frame 0 twice), and each pair is handed to ``on_frame(i, pred, gt)``
+    once, as it is first pulled, so the per-frame metrics run in the same pass. :meth:`run` returns the JOD.
+    pyfvvdp keeps a sliding window of ``ceil(0.25 s · fps)`` luminance frames, not the whole video.
+    """
+
+    def __init__(self, fvvdp: Any, pairs: Iterator[tuple[np.ndarray, np.ndarray]], n_frames: int, height: int,
+                 width: int, fps: float, on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None):
+        from pyfvvdp.video_source import fvvdp_video_source_dm
+
+        self.fvvdp = fvvdp
+        outer = self
+
+        class _Source(fvvdp_video_source_dm):
+            def __init__(self) -> None:
+                super().__init__(display_photometry=fvvdp.display_photometry, color_space_name=fvvdp.color_space)
+
+            def get_frames_per_second(self) -> float:
+                return fps
+
+            def get_video_size(self) -> tuple[int, int, int]:
+                return (height, width, n_frames)
+
+            def get_test_frame(self, frame: int, device: Any = None) -> Any:
+                return self._luminance(outer._pair(frame)[0], device)
+
+            def get_reference_frame(self, frame: int, device: Any = None) -> Any:
+                return self._luminance(outer._pair(frame)[1], device)
+
+            def _luminance(self, image: np.ndarray, device: Any) -> Any:
+                import torch
+
+                t = torch.from_numpy(image).permute(2, 0, 1)[None, :, None].to(device).to(torch.float32) / 255
+                lum = self.dm_photometry.forward(t)
+                k = self.color_to_luminance
+                return lum[:, 0:1] * k[0] + lum[:, 1:2] * k[1] + lum[:, 2:3] * k[2]
+
+        self._source = _Source()
+        self._pairs = pairs
+        self._n = n_frames
+        self._index = -1
+        self._current: tuple[np.ndarray, np.ndarray] | None = None
+        self._on_frame = on_frame
+
+    def _pair(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        while self._index < frame:
+            try:
+                self._current = next(self._pairs)
+            except StopIteration:
+                raise ValueError(f"the video ended after {self._index + 1} frames, expected {self._n}") from None
+            self._index += 1
+            if self._on_frame is not None:
+                self._on_frame(self._index, *self._current)
+        if frame != self._index:
+            raise RuntimeError(f"pyfvvdp asked for frame {frame} after frame {self._index}: frames stream in order")
+        assert self._current is not None
+        return self._current
+
+    def run(self) -> float:
+        """The JOD of the whole video (10 = indistinguishable from the ground truth)."""
+        import torch
+
+        with torch.no_grad():
+            q, _ = self.fvvdp.predict_video_source(self._source)
+        return float(q)
+
+
+__all__ = [
+    "ALEXNET_WEIGHTS_FILE", "JODVideo", "JOD_DISPLAY", "LPIPS", "MetricUnavailable", "alpha_blend_white",
+    "default_alexnet_weights", "jod_fps", "make_jod", "mse", "psnr", "ssim", "ssim_map",
+]
