@@ -198,3 +198,58 @@ def test_model_to_world_is_scaled_rotation_plus_translation() -> None:
     np.testing.assert_allclose(m[:, :3, :3], 1.7 * Rotation.from_euler("XYZ", rot).as_matrix(), atol=1e-14)
     np.testing.assert_allclose(m[:, :3, 3], trans)
     np.testing.assert_array_equal(m[:, 3], np.tile([0, 0, 0, 1.0], (4, 1)))
+
+
+@pytest.fixture(scope="module")
+def model(flame_model_path: Path) -> FlameModel:
+    return FlameModel.load(flame_model_path)
+
+
+def test_model_buffers_are_contiguous(model: FlameModel) -> None:
+    # posedirs is a transposed view of the pickle's (5023, 3, 36) and J_regressor a densified sparse matrix:
+    # both must be copied into C-contiguous memory once, not re-laid out by every lbs call
+    assert model.posedirs.shape == (36, 5023 * 3) and model.posedirs.is_contiguous()
+    assert model.J_regressor.shape == (5, 5023) and model.J_regressor.is_contiguous()
+    for name in ("v_template", "shapedirs", "exprdirs", "lbs_weights"):
+        assert getattr(model, name).is_contiguous(), name
+
+
+def _misaligned(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``a`` that starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def test_forward_is_bit_identical_for_any_thread_count_and_input_alignment(model: FlameModel) -> None:
+    from nersemble_zarr.testing.flame_model import synthetic_flame_tracking
+
+    tr = synthetic_flame_tracking(70, seed=3)  # 2 chunks of 64 + 6, and odd batch sizes below
+    args = [np.asarray(getattr(tr, k), np.float32) for k in ("shape", "expression", "neck", "jaw", "eyes", "rotation", "translation")]
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ref = model.forward(*args, tr.scale, threads=1).numpy()
+        assert torch.get_num_threads() == 2  # restored after the forward
+        for threads in (2, 3):
+            assert np.array_equal(model.forward(*args, tr.scale, threads=threads).numpy(), ref), threads
+        torch.set_num_threads(1)
+        assert np.array_equal(model.forward(*args, tr.scale).numpy(), ref)
+        # inputs at 4/8-byte offsets (as unpickled on a worker) change BLAS summation order unless copied
+        for offset in (4, 8):
+            shifted = [_misaligned(np.ascontiguousarray(a[:3] if a.ndim == 2 and len(a) == 70 else a), offset) for a in args]
+            got = model.forward(*shifted, tr.scale).numpy()
+            assert np.array_equal(got, model.forward(*[a[:3] if a.ndim == 2 and len(a) == 70 else a for a in args], tr.scale).numpy())
+        # iter_forward gives the same bits chunk by chunk
+        streamed = np.concatenate([v.numpy() for _, v, _ in model.iter_forward(*args, tr.scale)])
+        assert np.array_equal(streamed, ref)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.get_num_threads() == previous
+
+
+def test_forward_rejects_a_bad_chunk_size_before_computing(model: FlameModel) -> None:
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, not 0"):
+        model.forward(np.zeros(300), np.zeros((2, 100)), np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 6)), chunk_size=0)

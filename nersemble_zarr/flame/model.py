@@ -21,7 +21,9 @@ import operator
 import os
 import pickle
 import re
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -748,6 +750,42 @@ def vertices_to_landmarks(vertices: torch.Tensor, faces: torch.Tensor, face_idx:
     return torch.einsum("blkc,blk->blc", corners, bary)
 
 
+def _aligned(t: torch.Tensor) -> torch.Tensor:
+    """A fresh contiguous copy of ``t`` in torch's own (64-byte aligned) memory."""
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+_LMK_LOCK = threading.Lock()
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0
+_threads_previous = 1
+
+
+@contextmanager
+def _one_intra_op_thread(device: torch.device) -> Iterator[None]:
+    """Run the block with one torch intra-op thread (CPU), restoring torch's count when the last block ends.
+
+    torch's count is process-wide (MKL's too) but OpenMP's is per thread: each thread entering sets it for
+    itself; overlapping blocks (chunks on several threads) share one saved value.
+    """
+    global _threads_users, _threads_previous
+    if device.type != "cpu":
+        yield
+        return
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_previous = torch.get_num_threads()
+        _threads_users += 1
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0 and _threads_previous != 1:
+                torch.set_num_threads(_threads_previous)
+
+
 # ---------------------------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------------------------
@@ -778,7 +816,7 @@ class FlameModel:
         self.dtype = dtype
         self.landmark_embedding = landmarks
         # every buffer dense and C-contiguous (posedirs is a transposed view before the copy)
-        as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=self.device).contiguous()  # noqa: E731
+        as_t = lambda a: _aligned(torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=self.device))  # noqa: E731
         self.v_template = as_t(arrays.v_template)
         self.shapedirs = as_t(arrays.shapedirs[:, :, :N_SHAPE])
         self.exprdirs = as_t(arrays.shapedirs[:, :, N_SHAPE:N_SHAPE + N_EXPRESSION])
@@ -829,10 +867,82 @@ class FlameModel:
 
     def _tensor(self, value: Any, shape_tail: tuple[int, ...], name: str) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-        t = t.to(device=self.device, dtype=self.dtype)
+        t = _aligned(t.to(device=self.device, dtype=self.dtype))
         if tuple(t.shape[1:]) != shape_tail or t.ndim != len(shape_tail) + 1:
             raise ValueError(f"{name}: expected shape (T, {', '.join(map(str, shape_tail))}), found {tuple(t.shape)}")
         return t
+
+    def _inputs(
+        self, shape: Any, expression: Any, neck: Any, jaw: Any, eyes: Any, rotation: Any, translation: Any, scale: Any,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, int]:
+        """Checked inputs as tensors of ``dtype`` on ``device``: ``(template (V, 3), per-timestep dict, transform, T)``."""
+        shape_t = torch.as_tensor(np.asarray(shape) if not isinstance(shape, torch.Tensor) else shape)
+        shape_t = _aligned(shape_t.to(device=self.device, dtype=self.dtype).reshape(-1))
+        if shape_t.shape != (N_SHAPE,):
+            raise ValueError(f"shape: expected {N_SHAPE} coefficients, found {tuple(shape_t.shape)}")
+        expression = self._tensor(expression, (N_EXPRESSION,), "expression")
+        n = expression.shape[0]
+        neck, jaw = self._tensor(neck, (3,), "neck"), self._tensor(jaw, (3,), "jaw")
+        eyes = self._tensor(eyes, (6,), "eyes")
+        for name, t in (("neck", neck), ("jaw", jaw), ("eyes", eyes)):
+            if t.shape[0] != n:
+                raise ValueError(f"{name}: {t.shape[0]} timesteps, expected {n} (as expression)")
+        per_step = {"expression": expression, "neck": neck, "jaw": jaw, "eyes": eyes}
+        transform = None
+        if rotation is not None:
+            rotation = self._tensor(rotation, (3,), "rotation")
+            translation = self._tensor(translation if translation is not None else np.zeros((n, 3)), (3,), "translation")
+            scale_t = torch.as_tensor(np.asarray(scale) if not isinstance(scale, torch.Tensor) else scale)
+            scale_t = scale_t.to(device=self.device, dtype=self.dtype).reshape(-1)
+            if scale_t.numel() != 1:
+                raise ValueError(f"scale: expected one value, found shape {tuple(scale_t.shape)}")
+            if rotation.shape[0] != n or translation.shape[0] != n:
+                raise ValueError(f"rotation/translation: {rotation.shape[0]}/{translation.shape[0]} timesteps, expected {n}")
+            transform = (rotation, translation, scale_t[0])
+        # The identity part of the blend shapes is the same for every timestep: fold it into the template
+        # once (the same sum the official forward forms, in a different order), then blend only expressions.
+        with _one_intra_op_thread(self.device):
+            template = self.v_template + torch.einsum("l,mkl->mk", shape_t, self.shapedirs)
+        return template, per_step, transform, n
+
+    def _chunk(
+        self, sl: slice, template: torch.Tensor, per_step: dict[str, torch.Tensor],
+        transform: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, landmarks: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Vertices ``(b, 5023, 3)`` (and landmarks) of the timesteps ``sl``: one intra-op thread, inputs copied
+        to fresh (64-byte aligned) tensors, so the bits depend on the chunk's values only, not on the thread
+        count, on which thread runs it, or on where its rows sat in memory (BLAS kernels sum in an order that
+        depends on the alignment of their operands: measured, up to 1 ULP)."""
+        from smplx.lbs import find_dynamic_lmk_idx_and_bcoords, lbs
+
+        with _one_intra_op_thread(self.device), torch.inference_mode():
+            b = sl.stop - sl.start
+            zeros = torch.zeros((b, 3), dtype=self.dtype, device=self.device)
+            full_pose = torch.cat([zeros, per_step["neck"][sl], per_step["jaw"][sl], per_step["eyes"][sl]], dim=1)
+            verts, _ = lbs(
+                _aligned(per_step["expression"][sl]), full_pose, template, self.exprdirs, self.posedirs,
+                self.J_regressor, self.parents, self.lbs_weights, pose2rot=True,
+            )
+            lmks = None
+            if landmarks:
+                lmks = self._landmarks(verts, full_pose, self.landmark_embedding, find_dynamic_lmk_idx_and_bcoords)
+            if transform is not None:
+                rot, trans, s = transform
+                m = euler_xyz_to_matrix(_aligned(rot[sl])) * s  # (b, 3, 3)
+                t = _aligned(trans[sl]).unsqueeze(1)
+                verts = torch.baddbmm(t, verts, m.transpose(1, 2))
+                if lmks is not None:
+                    lmks = torch.baddbmm(t, lmks, m.transpose(1, 2))
+        return verts, lmks
+
+    def _check_chunking(self, chunk_size: int, landmarks: bool) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
+        if landmarks and self.landmark_embedding is None:
+            raise FlameModelError(
+                "landmarks need the FLAME landmark embedding files (flame_static_embedding.pkl, optionally "
+                "flame_dynamic_embedding.npy): pass them to FlameModel.load(landmark_embedding=..., contour_embedding=...)"
+            )
 
     def iter_forward(
         self,
@@ -854,64 +964,15 @@ class FlameModel:
         ``neck``/``jaw (T, 3)`` axis-angle, ``eyes (T, 6)`` (left, right axis-angle), ``rotation (T, 3)`` XYZ
         Euler, ``translation (T, 3)``, ``scale`` scalar or ``(1, 1)``. Without ``rotation`` the model-space
         vertices are returned. Vertices ``(n, 5023, 3)``, landmarks ``(n, L, 3)`` (or None), in ``dtype`` on
-        ``device``; peak memory grows with ``chunk_size``, not ``T``.
+        ``device``; peak memory grows with ``chunk_size``, not ``T``. Each chunk runs on the calling thread with
+        one torch intra-op thread (see :meth:`forward`); torch's setting is restored between chunks.
         """
-        from smplx.lbs import find_dynamic_lmk_idx_and_bcoords, lbs
-
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
-        if landmarks and self.landmark_embedding is None:
-            raise FlameModelError(
-                "landmarks need the FLAME landmark embedding files (flame_static_embedding.pkl, optionally "
-                "flame_dynamic_embedding.npy): pass them to FlameModel.load(landmark_embedding=..., contour_embedding=...)"
-            )
-        shape_t = torch.as_tensor(np.asarray(shape) if not isinstance(shape, torch.Tensor) else shape)
-        shape_t = shape_t.to(device=self.device, dtype=self.dtype).reshape(-1)
-        if shape_t.shape != (N_SHAPE,):
-            raise ValueError(f"shape: expected {N_SHAPE} coefficients, found {tuple(shape_t.shape)}")
-        expression = self._tensor(expression, (N_EXPRESSION,), "expression")
-        n = expression.shape[0]
-        neck, jaw = self._tensor(neck, (3,), "neck"), self._tensor(jaw, (3,), "jaw")
-        eyes = self._tensor(eyes, (6,), "eyes")
-        for name, t in (("neck", neck), ("jaw", jaw), ("eyes", eyes)):
-            if t.shape[0] != n:
-                raise ValueError(f"{name}: {t.shape[0]} timesteps, expected {n} (as expression)")
-        transform = None
-        if rotation is not None:
-            rotation = self._tensor(rotation, (3,), "rotation")
-            translation = self._tensor(translation if translation is not None else np.zeros((n, 3)), (3,), "translation")
-            scale_t = torch.as_tensor(np.asarray(scale) if not isinstance(scale, torch.Tensor) else scale)
-            scale_t = scale_t.to(device=self.device, dtype=self.dtype).reshape(-1)
-            if scale_t.numel() != 1:
-                raise ValueError(f"scale: expected one value, found shape {tuple(scale_t.shape)}")
-            if rotation.shape[0] != n or translation.shape[0] != n:
-                raise ValueError(f"rotation/translation: {rotation.shape[0]}/{translation.shape[0]} timesteps, expected {n}")
-            transform = (rotation, translation, scale_t[0])
-
-        # The identity part of the blend shapes is the same for every timestep: fold it into the template
-        # once (the same sum the official forward forms, in a different order), then blend only expressions.
-        template = self.v_template + torch.einsum("l,mkl->mk", shape_t, self.shapedirs)
-        emb = self.landmark_embedding
-        with torch.inference_mode():
-            for start in range(0, n, chunk_size):
-                sl = slice(start, min(start + chunk_size, n))
-                b = sl.stop - sl.start
-                zeros = torch.zeros((b, 3), dtype=self.dtype, device=self.device)
-                full_pose = torch.cat([zeros, neck[sl], jaw[sl], eyes[sl]], dim=1)
-                verts, _ = lbs(
-                    expression[sl], full_pose, template, self.exprdirs, self.posedirs,
-                    self.J_regressor, self.parents, self.lbs_weights, pose2rot=True,
-                )
-                lmks = None
-                if landmarks:
-                    lmks = self._landmarks(verts, full_pose, emb, find_dynamic_lmk_idx_and_bcoords)
-                if transform is not None:
-                    rot, trans, s = transform
-                    m = euler_xyz_to_matrix(rot[sl]) * s  # (b, 3, 3)
-                    verts = torch.baddbmm(trans[sl].unsqueeze(1), verts, m.transpose(1, 2))
-                    if lmks is not None:
-                        lmks = torch.baddbmm(trans[sl].unsqueeze(1), lmks, m.transpose(1, 2))
-                yield sl, verts, lmks
+        self._check_chunking(chunk_size, landmarks)
+        template, per_step, transform, n = self._inputs(shape, expression, neck, jaw, eyes, rotation, translation, scale)
+        for start in range(0, n, chunk_size):
+            sl = slice(start, min(start + chunk_size, n))
+            verts, lmks = self._chunk(sl, template, per_step, transform, landmarks)
+            yield sl, verts, lmks
 
     def _landmarks(self, verts: torch.Tensor, full_pose: torch.Tensor, emb: LandmarkEmbedding, dynamic: Any) -> torch.Tensor:
         b = verts.shape[0]
@@ -944,23 +1005,49 @@ class FlameModel:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         landmarks: bool = False,
         out_device: str | torch.device = "cpu",
+        threads: int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """All timesteps: vertices ``(T, 5023, 3)`` (and landmarks ``(T, L, 3)`` if ``landmarks``) in ``dtype``,
         gathered on ``out_device`` while the math runs chunk by chunk on ``device``. Arguments as
-        :meth:`iter_forward`."""
-        n = len(expression)
+        :meth:`iter_forward`.
+
+        Thread policy (CPU; chosen by measurement, ``benchmarks/flame.py``): ``threads`` chunks run at once on
+        Python threads, each with ONE torch intra-op thread (default ``threads``: ``torch.get_num_threads()``, so
+        ``torch.set_num_threads`` and the job runner's thread budget still size it). Intra-op threads of small
+        batch ops mostly synchronise: on a busy machine they ran FLAME 5–10× slower than one thread, while
+        independent chunks do not wait for each other. The result is bit-identical for every ``threads`` and
+        every process (each chunk is computed alone, from aligned copies of its inputs).
+        """
+        self._check_chunking(chunk_size, landmarks)
+        template, per_step, transform, n = self._inputs(shape, expression, neck, jaw, eyes, rotation, translation, scale)
         verts_out = torch.empty((n, N_VERTICES, 3), dtype=self.dtype, device=out_device)
-        lmk_out = None
-        for sl, verts, lmks in self.iter_forward(
-            shape, expression, neck, jaw, eyes, rotation, translation, scale, chunk_size=chunk_size, landmarks=landmarks
-        ):
+        lmk_out: list[torch.Tensor | None] = [None]
+        slices = [slice(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
+
+        def run(sl: slice) -> None:
+            verts, lmks = self._chunk(sl, template, per_step, transform, landmarks)
             verts_out[sl] = verts
             if lmks is not None:
-                if lmk_out is None:
-                    lmk_out = torch.empty((n,) + tuple(lmks.shape[1:]), dtype=self.dtype, device=out_device)
-                lmk_out[sl] = lmks
+                if lmk_out[0] is None:
+                    with _LMK_LOCK:
+                        if lmk_out[0] is None:
+                            lmk_out[0] = torch.empty((n,) + tuple(lmks.shape[1:]), dtype=self.dtype, device=out_device)
+                lmk_out[0][sl] = lmks
+
+        n_threads = max(1, int(threads if threads is not None else torch.get_num_threads()))
+        n_threads = min(n_threads, len(slices)) if self.device.type == "cpu" else 1
+        if n_threads <= 1:
+            for sl in slices:
+                run(sl)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # the caller holds the one-thread setting for the whole call, so torch's count is restored once at the end
+            with _one_intra_op_thread(self.device), ThreadPoolExecutor(n_threads, thread_name_prefix="flame") as pool:
+                for f in [pool.submit(run, sl) for sl in slices]:
+                    f.result()
         if landmarks:
-            return verts_out, lmk_out if lmk_out is not None else torch.empty((0, 0, 3), dtype=self.dtype)
+            return verts_out, lmk_out[0] if lmk_out[0] is not None else torch.empty((0, 0, 3), dtype=self.dtype)
         return verts_out
 
     __call__ = forward
