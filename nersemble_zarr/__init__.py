@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "open_store": "nersemble_zarr.read.store",
     "open_sequence": "nersemble_zarr.read.store",
     "NVSDataManager": "nersemble_zarr.read.data_manager",
+    "SVFRDataManager": "nersemble_zarr.read.svfr",
     "MonoFlameAvatarDataManager": "nersemble_zarr.read.data_manager",
     "FrameDataset": "nersemble_zarr.read.torch_dataset",
     "FlameModel": "nersemble_zarr.flame.model",

@@ -19,7 +19,7 @@ from nersemble_zarr.cli.options import (
               help="Remove leftover temporary files and unmark whatever is damaged (a camera from complete_cameras, "
                    "a group's complete flag; a damaged level or an array whose zarr.json is lost is deleted), then "
                    "re-consolidate. Rerun convert / downscale / flame afterwards to redo exactly that.")
-@benchmark_option()
+@benchmark_option(svfr=True)
 @participant_option()
 @json_option()
 @parallel_options(legacy_threads=True)

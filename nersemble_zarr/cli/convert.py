@@ -7,13 +7,13 @@ import click
 from nersemble_zarr.cli.options import (
     benchmark_option, parallel_kwargs, parallel_options, participant_option, progress_option, sequence_option,
 )
-from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
+from nersemble_zarr.core.benchmark import ALL_BENCHMARK_NAMES, check_selection
 
 
 @click.command()
 @click.argument("raw", type=click.Path(file_okay=False))
 @click.argument("store")
-@benchmark_option()
+@benchmark_option(svfr=True)
 @participant_option()
 @sequence_option()
 @click.option(
@@ -41,7 +41,7 @@ def convert(
     Resumable: rerunning the same command skips complete units (camera videos, point clouds,
     tracking files, calibrations) and redoes the rest. Exits 1 if any unit failed.
     """
-    check_selection(benchmarks or BENCHMARK_NAMES, participants, sequences)
+    check_selection(benchmarks or ALL_BENCHMARK_NAMES, participants, sequences)
     from nersemble_zarr.pipelines.convert import convert_benchmark
 
     if dry_run:  # the plan only: reads RAW and STORE, writes nothing (a STORE that does not exist is not created)
@@ -65,7 +65,7 @@ def convert(
 @click.command()
 @click.argument("store")
 @click.argument("raw", type=click.Path(exists=True, file_okay=False))
-@benchmark_option()
+@benchmark_option(svfr=True)
 @participant_option()
 @sequence_option()
 @click.option(
@@ -81,7 +81,7 @@ def verify(
 
     Exits 1 on any mismatch or incomplete unit, naming the array, camera and timestep.
     """
-    check_selection(benchmarks or BENCHMARK_NAMES, participants, sequences)
+    check_selection(benchmarks or ALL_BENCHMARK_NAMES, participants, sequences)
     from nersemble_zarr.pipelines.verify import verify_store
 
     report = verify_store(

@@ -370,3 +370,36 @@ POINTCLOUD_ATTRS: dict[str, dict[str, Any]] = {
 def string_array(values: list[str] | tuple[str, ...]) -> np.ndarray:
     """Values for a variable-length UTF-8 string array (Zarr v3 ``string`` dtype, no unstable-spec warning)."""
     return np.array([str(v) for v in values], dtype=np.dtypes.StringDType())
+
+
+# ---------------------------------------------------------------------------------------------
+# SVFR (single-view face reconstruction): still images, one group per participant (one xarray Dataset)
+#   svfr/<pid:03d>/  images (image, height, width, rgb) uint8: chunk = one image, one object per image (391 in
+#                    all: no sharding needed, and a damaged object loses one image);
+#                    image (image) str coord = the download folder name "<sequence>_<timestep>_<serial>";
+#                    sequence, serial (image) str and timestep (image) int64: the image keys.
+# ---------------------------------------------------------------------------------------------
+
+SVFR_IMAGE = "image"
+SVFR_SEQUENCE = "sequence"
+SVFR_TIMESTEP = TIMESTEP
+SVFR_SERIAL = "serial"
+SVFR_IMAGES_DIMS = (SVFR_IMAGE, "height", "width", "rgb")
+
+
+def svfr_participant_group(participant: int) -> str:
+    """``"svfr/017"``: one participant's SVFR images and their keys."""
+    return participant_group("svfr", participant)
+
+
+def svfr_images_array_kwargs(n_images: int, height: int, width: int, codec: ImageCodec) -> dict[str, Any]:
+    """:func:`zarr.create_array` kwargs of SVFR ``images`` ``(image, H, W, 3) uint8``: chunk = one image (one
+    object; not sharded), ``codec`` as for video frames (crc32c last)."""
+    return {
+        "shape": (int(n_images), height, width, 3),
+        "dtype": "uint8",
+        "chunks": (1, height, width, 3),
+        "fill_value": 0,
+        "dimension_names": SVFR_IMAGES_DIMS,
+        **codec.array_kwargs(),
+    }

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..core import schema
-from ..core.benchmark import BENCHMARK_NAMES
+from ..core.benchmark import ALL_BENCHMARK_NAMES as BENCHMARK_NAMES, SVFR
 from ..core.errors import NersembleZarrError, SelectionError
 from ..jobs.runner import JobOutcome, run_jobs
 from ..storage.leftovers import LEFTOVER_PATTERN
@@ -302,7 +302,7 @@ def _context(path: str) -> dict[str, Any]:
         ctx["benchmark"] = parts[0]
         if len(parts) > 1 and parts[1].isdigit():
             ctx["participant"] = int(parts[1])
-            if len(parts) > 2 and parts[2] != schema.CALIBRATION:
+            if len(parts) > 2 and parts[2] != schema.CALIBRATION and parts[0] != SVFR:
                 ctx["sequence"] = parts[2]
     return ctx
 
@@ -620,6 +620,9 @@ class _Checker:
                 ppath = f"{b}/{p}"
                 if not p.isdigit() or not self.selected(ppath):
                     continue
+                if b == SVFR:
+                    self.svfr_participant(ppath, deep)
+                    continue
                 for s in self.children(ppath, "group"):
                     path = f"{ppath}/{s}"
                     if path in self.bad_docs:
@@ -628,6 +631,15 @@ class _Checker:
                         self.calibration(path, deep)
                     else:
                         self.sequence(path, deep)
+
+    def svfr_participant(self, path: str, deep: bool) -> None:
+        """An SVFR participant group (images and the key coordinates): every chunk present once it is complete."""
+        if not self.complete_group(path):
+            return
+        for name in (schema.SVFR_IMAGE, schema.SVFR_SEQUENCE, schema.SVFR_TIMESTEP, schema.SVFR_SERIAL, schema.IMAGES):
+            apath = f"{path}/{name}"
+            if self.array_ok(apath, f"{name} array", f"{path} (svfr images)"):
+                self.chunks(apath, deep, never_fill=True)
 
     def complete_group(self, path: str) -> bool:
         return path in self.docs and bool(_attrs(self.docs[path]).get(schema.COMPLETE_ATTR))
@@ -840,6 +852,8 @@ def _read_object(job: _ShardJob | _DeepJob, checker: _Checker) -> tuple[Problem 
 def _unit_group(path: str) -> str | None:
     """The unit group (calibration, pointclouds, tracking_vN, flame_vN, level_f) ``path`` lies in, if any."""
     parts = path.split("/")
+    if parts[0] == SVFR and len(parts) >= 3 and parts[1].isdigit():  # an SVFR participant is one unit
+        return "/".join(parts[:2])
     if len(parts) >= 3 and parts[2] == schema.CALIBRATION:
         return "/".join(parts[:3])
     if len(parts) >= 4 and (parts[3] == schema.POINTCLOUDS or parts[3].startswith(_UNIT_GROUPS[1:]) or _LEVEL.match(parts[3])):

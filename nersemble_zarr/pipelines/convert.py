@@ -77,6 +77,8 @@ class Unit:
         base = f"{self.benchmark}/{bm.participant_dir(self.participant)}"
         if self.kind == "calibration":
             return f"{base} calibration"
+        if self.kind == "svfr":
+            return f"{base} images"
         seq = f"{base}/{self.sequence}"
         if self.kind == "video":
             return f"{seq} {self.asset} cam_{self.serial}"
@@ -508,7 +510,14 @@ _RUNNERS: dict[str, Callable[[Task, Callable[[int], None]], int]] = {
     "pointclouds": _convert_pointclouds,
     "tracking": _convert_tracking,
     "calibration": _convert_calibration,
+    "svfr": lambda task, on_frames: _svfr().convert_svfr_unit(task, on_frames),
 }
+
+
+def _svfr() -> Any:
+    from . import convert_svfr  # lazily: it builds on Task
+
+    return convert_svfr
 
 # ---------------------------------------------------------------------------------------------
 # Driver: plan (reads only), execute (prepare: create shared arrays; run; mark complete)
@@ -677,7 +686,7 @@ class SequencePlan:
     @property
     def name(self) -> str:
         base = f"{self.benchmark}/{bm.participant_dir(self.participant)}"
-        return f"{base}/{self.sequence}" if self.sequence else f"{base} (calibration)"
+        return f"{base}/{self.sequence}" if self.sequence else f"{base} ({'images' if self.benchmark == bm.SVFR else 'calibration'})"
 
     @property
     def frames(self) -> int:
@@ -864,20 +873,20 @@ def select_benchmarks(raw_root: Path, benchmarks: Sequence[str] | str | None) ->
     :class:`ConvertError` when ``raw_root`` holds no benchmark folder at all.
     """
     if benchmarks is None or benchmarks == "all" or (not isinstance(benchmarks, str) and "all" in benchmarks):
-        found = [b for b in bm.BENCHMARK_NAMES if (raw_root / b).is_dir()]
+        found = [b for b in bm.ALL_BENCHMARK_NAMES if (raw_root / b).is_dir()]
         if not found:
             raise ConvertError(
-                f"{raw_root}: expected a raw benchmark folder holding {' or '.join(bm.BENCHMARK_NAMES)}/, found neither"
+                f"{raw_root}: expected a raw benchmark folder holding {' or '.join(bm.ALL_BENCHMARK_NAMES)}/, found none"
             )
         return found
     names = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks)
     for name in names:
         try:
-            bm.get_benchmark(name)
+            name == bm.SVFR or bm.get_benchmark(name)
         except bm.UnknownIdError as e:
             raise SelectionError(str(e)) from None
         if not (raw_root / name).is_dir():
-            present = [b for b in bm.BENCHMARK_NAMES if (raw_root / b).is_dir()]
+            present = [b for b in bm.ALL_BENCHMARK_NAMES if (raw_root / b).is_dir()]
             raise SelectionError(
                 f"{raw_root / name}: benchmark folder not found (not downloaded?); "
                 f"present in {raw_root}: {', '.join(present) or 'none'}"
@@ -889,9 +898,9 @@ def select_participants(raw_root: Path, benchmark: str, wanted: Sequence[int] | 
     """Participants of ``benchmark`` to work on, in benchmark order: those in ``wanted`` (all when
     ``None``) whose folder is present in ``raw_root``. :func:`check_selection` has already refused a
     wanted participant that is absent from every selected benchmark folder."""
-    b = bm.get_benchmark(benchmark)
-    want = {int(w) for w in wanted} if wanted else set(b.participants)
-    return [p for p in b.participants if p in want and (raw_root / benchmark / bm.participant_dir(p)).is_dir()]
+    participants = bm.participants_of(benchmark)
+    want = {int(w) for w in wanted} if wanted else set(participants)
+    return [p for p in participants if p in want and (raw_root / benchmark / bm.participant_dir(p)).is_dir()]
 
 
 def pointcloud_files(folder: Path, benchmark: str, participant: int, sequence: str) -> list[tuple[int, Path]]:
@@ -1154,6 +1163,8 @@ def _group_task(
 def _plan_benchmark(plan: ConvertPlan, root: zarr.Group | None, benchmark: str, codec: schema.ImageCodec) -> None:
     from ..raw import read_metadata
 
+    if benchmark == bm.SVFR:
+        return _svfr().plan_svfr(plan, root, codec)
     opts = plan.options
     raw_root = plan.raw
     participants, sequences = opts.participants, opts.sequences
@@ -1438,6 +1449,13 @@ def execute_plan(
     return report
 
 
+@dataclass(frozen=True)
+class _SVFRSelection:
+    name: str
+    participants: tuple[int, ...]
+    sequences: dict[int, tuple[str, ...]]
+
+
 def check_selection(
     raw_root: Path, names: list[str], participants: Sequence[int] | None, sequences: Sequence[str] | None
 ) -> None:
@@ -1448,7 +1466,9 @@ def check_selection(
     for at least one selected participant. Raises :class:`SelectionError` naming what was asked for
     and the valid (present) choices.
     """
-    benches = [bm.get_benchmark(n) for n in names]
+    benches = [bm.get_benchmark(n) for n in names if n != bm.SVFR]
+    if bm.SVFR in names:  # SVFR as a Benchmark-like view: its participants, no sequence groups to select
+        benches.append(_SVFRSelection(bm.SVFR, bm.SVFR_PARTICIPANTS, {p: () for p in bm.SVFR_PARTICIPANTS}))
     for p in participants or ():
         try:
             p = int(p)
