@@ -214,7 +214,7 @@ def test_nan_and_inf_in_pcd_and_tracking_are_stored_as_they_are_and_verify_passe
     assert np.isnan(pc[schema.NORMALS][a + 1]).all()
     tr = root[schema.tracking_group(bm.MONO, *MONO_TEST, 2)]
     assert np.array_equal(tr["expression"][0, :3], [np.nan, np.inf, -np.inf], equal_nan=True)
-    assert np.isnan(tr[schema.FRAME][-1])
+    assert np.isnan(tr[schema.TIMESTEP][-1])
 
     vr = verify_store(store, raw, sequences=sequences)
     assert vr.ok, vr.summary()

@@ -350,7 +350,7 @@ def test_tracking_whose_frames_differ_from_the_video_keeps_its_own_frame_dim(con
     store = tmp_path / "shifted.zarr"
     p, s = mono_train_sequence(converted_store)
     with edited_copy(converted_store, store) as root:
-        frame = root[f"mono_flame_avatar/{p:03d}/{s}/tracking_v2/frame"]
+        frame = root[f"mono_flame_avatar/{p:03d}/{s}/tracking_v2/timestep"]
         shifted = frame[:] * 2 + 1  # e.g. tracking of every other frame: not the video timesteps
         frame[:] = shifted
 
@@ -359,3 +359,7 @@ def test_tracking_whose_frames_differ_from_the_video_keeps_its_own_frame_dim(con
     np.testing.assert_array_equal(ds.frame.values, shifted)
     assert ds.images.dims[:2] == ("camera", "timestep")
     np.testing.assert_array_equal(ds.timestep.values, np.arange(ds.sizes["timestep"]))
+    # the whole tree opens too (a DataTree child aligns with its parent's timestep): the tracking node keeps `frame`
+    node = open_store(store)[f"mono_flame_avatar/{p:03d}/{s}/tracking_v2"]
+    assert node.dataset.expression.dims == ("frame", "expression_coeff")
+    np.testing.assert_array_equal(node.dataset.frame.values, shifted)

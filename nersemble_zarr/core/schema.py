@@ -5,8 +5,8 @@ One Zarr v3 store holds both benchmarks (DESIGN §2)::
     <store>/                         attrs nersemble_zarr={format_version, created_by, source}
       <benchmark>/                   attrs metadata=<metadata.json as dict>
         <pid:03d>/                   no arrays of its own
-          calibration/               world_2_cam (serial,4,4) f64, intrinsics (serial,3,3) f64,
-                                     split (serial) str, serial (serial) str coord
+          calibration/               world_2_cam (camera,4,4) f64, intrinsics (camera,3,3) f64,
+                                     split (camera) str, camera (camera) str coord (all 16 cameras)
           <sequence>/                one xarray Dataset
             images (camera, timestep, height, width, rgb) uint8
             alpha  (camera, timestep, height, width)      uint8
@@ -14,12 +14,18 @@ One Zarr v3 store holds both benchmarks (DESIGN §2)::
             pointclouds/             CSR: points (point, xyz) f32, colors (point, rgb) u8,
                                      normals (point, xyz) f32, offsets (cloud_offset) int64,
                                      cloud_timestep (cloud_timestep) int64 coord
-            tracking_v1/, tracking_v2/   dim ``frame`` (coord = the npz ``frames``)
+            tracking_v1/, tracking_v2/   dim ``timestep`` (coord = the npz ``frames``, int64)
+            flame_v1/, flame_v2/         vertices (timestep, vertex, xyz) f32, timestep coord int64
+
+One name per concept: ``camera`` wherever cameras are indexed, ``timestep`` wherever time (video frame index)
+is indexed, int64 for every timestep coordinate (format 2). Format-1 stores named them ``serial`` (calibration)
+and ``frame`` (tracking, FLAME meshes; int32 tracking frames): :data:`FORMAT_1_NAMES`; readers map them in one
+place (:func:`nersemble_zarr.read.resolver.current_names`).
 
 Readers and writers use the names and helpers here and never spell a path or a dim themselves.
 Every array carries ``dimension_names`` so xarray reads dims natively. Completion markers live in
 attrs (``complete`` on groups/coordinate arrays, ``complete_cameras`` on images/alpha) and are
-written last, by the converter's driver only.
+written last, by the writers' drivers only, through :mod:`nersemble_zarr.storage.markers`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,11 @@ import numpy as np
 
 from .benchmark import participant_dir
 
-FORMAT_VERSION = 1
+#: Store format: 2 = one name per concept (``camera``, ``timestep``, int64 timesteps). Format-1 stores (the first
+#: release) stay readable: see :data:`FORMAT_1_NAMES`.
+FORMAT_VERSION = 2
+#: Store formats this package reads.
+READABLE_FORMAT_VERSIONS = (1, 2)
 #: Root-group attribute holding ``{format_version, created_by, source}``.
 ROOT_ATTR = "nersemble_zarr"
 #: Benchmark-group attribute holding the benchmark's ``metadata.json`` as loaded.
@@ -113,8 +123,10 @@ def level_dims(factor: int) -> tuple[str, str]:
 
 
 # FLAME meshes (written by ``nersemble-zarr flame``): child group ``flame_v<version>`` of a sequence with
-# vertices (frame, vertex, xyz) float32, and the model's triangles once per benchmark.
+# vertices (timestep, vertex, xyz) float32 with the tracking's timestep coordinate, and the model's triangles
+# once per benchmark.
 FLAME_FACES = "flame_faces"
+FLAME_VERTICES = "vertices"
 
 
 def flame_group_name(version: int) -> str:
@@ -145,13 +157,12 @@ TIMESTEP = "timestep"
 IMAGES_DIMS = (CAMERA, TIMESTEP, "height", "width", "rgb")
 ALPHA_DIMS = (CAMERA, TIMESTEP, "height", "width")
 
-# calibration
-SERIAL = "serial"
+# calibration: all 16 cameras, dim and coordinate ``camera`` (the sequences' cameras are a subset of them)
 WORLD_2_CAM = "world_2_cam"
 INTRINSICS = "intrinsics"
 SPLIT = "split"
-WORLD_2_CAM_DIMS = (SERIAL, "w2c_row", "w2c_col")
-INTRINSICS_DIMS = (SERIAL, "k_row", "k_col")
+WORLD_2_CAM_DIMS = (CAMERA, "w2c_row", "w2c_col")
+INTRINSICS_DIMS = (CAMERA, "k_row", "k_col")
 
 # point clouds (CSR: cloud i is points[offsets[i]:offsets[i+1]], at timestep cloud_timestep[i])
 POINTS = "points"
@@ -164,8 +175,8 @@ CLOUD_OFFSET = "cloud_offset"
 #: Points per chunk of the CSR arrays (262144 points = 3 MiB of float32 xyz).
 POINT_CHUNK = 1 << 18
 
-# FLAME tracking
-FRAME = "frame"
+# FLAME tracking: dim ``timestep``, coordinate ``timestep`` = the npz ``frames`` (int64; kept float only when the
+# npz holds non-integer frames such as NaN)
 #: name -> (dims, dtype); ``shape``/``scale`` are stored without the npz's leading 1-axes.
 TRACKING_VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
     "expression": ((FRAME, "expression_coeff"), "float32"),
@@ -270,6 +281,8 @@ def compressor_chain(compressor: Any = None) -> tuple[Any, ...]:
 
     if compressor is False:
         return (Crc32cCodec(),)
+        if self.kind == "compact":
+            return {"kind": "compact", "codec": "JPEG-XL lossless", "effort": COMPACT_EFFORT, "lossless": True}
     if compressor is None or isinstance(compressor, dict):
         compressor = _lossless_compressor(compressor or DEFAULT_COMPRESSOR)
     return (compressor, Crc32cCodec())

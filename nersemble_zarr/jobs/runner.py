@@ -70,7 +70,7 @@ from .cluster import ALLOWED_FAILURES, ClusterError, as_completed_or_fail
 from .progress import FrameProgress
 
 __all__ = [
-    "ClusterError", "JobArgumentError", "JobOutcome", "available_cores", "describe_error", "run_jobs",
+    "ClusterError", "JobArgumentError", "JobOutcome", "available_cores", "default_threads", "describe_error", "run_jobs",
     "torch_thread_budget",
 ]
 
@@ -127,6 +127,12 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Jobs run at once in threads mode by convert and verify: one per core, at most 4 (measured on 2 cores: two
+    convert units at once run 1.05-1.2x faster than one; each unit also keeps ffmpeg decoding in its own process)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ from ..core.errors import NersembleZarrError, SelectionError
 from ..jobs.runner import JobOutcome, run_jobs
 from ..storage.leftovers import LEFTOVER_PATTERN
 from ..storage.location import StoreLocation
-from ..storage.markers import consolidate
+from ..read.resolver import stored_name
+from ..storage.markers import complete_cameras, consolidate, is_complete, unmark, unmark_cameras, unmarked_attrs
 
 #: Problem kinds, in the order the table lists them.
 KINDS = (
@@ -446,10 +447,10 @@ class _Checker:
             self.bad_docs.add(path)
             cdoc = self.consolidated[path]
             claim = ""
-            done = _attrs(cdoc).get(schema.COMPLETE_CAMERAS_ATTR)
+            done = complete_cameras(_attrs(cdoc))
             if done:
                 claim = f"; {len(done)} camera(s) are marked complete"
-            elif _attrs(cdoc).get(schema.COMPLETE_ATTR):
+            elif is_complete(_attrs(cdoc)):
                 claim = "; it is marked complete"
             self.problem(
                 "missing_metadata", _doc_key(path),
@@ -530,7 +531,7 @@ class _Checker:
     def frame_array(self, path: str, cameras: list[str] | None, deep: bool) -> None:
         """``images``/``alpha`` (full resolution or a level): the shards of every complete camera."""
         doc = self.docs[path]
-        done = _attrs(doc).get(schema.COMPLETE_CAMERAS_ATTR, [])
+        done = complete_cameras(_attrs(doc))
         shape = doc.get("shape") or []
         grid = _grid(doc)
         sharding = _sharding(doc)
@@ -614,7 +615,7 @@ class _Checker:
             if not self.selected(b):
                 continue
             faces = f"{b}/{schema.FLAME_FACES}"
-            if faces in self.docs and _attrs(self.docs[faces]).get(schema.COMPLETE_ATTR) and self.participants is None:
+            if faces in self.docs and is_complete(_attrs(self.docs[faces])) and self.participants is None:
                 self.chunks(faces, deep, never_fill=True)
             for p in self.children(b, "group"):
                 ppath = f"{b}/{p}"
@@ -642,14 +643,19 @@ class _Checker:
                 self.chunks(apath, deep, never_fill=True)
 
     def complete_group(self, path: str) -> bool:
-        return path in self.docs and bool(_attrs(self.docs[path]).get(schema.COMPLETE_ATTR))
+        return path in self.docs and is_complete(_attrs(self.docs[path]))
+
+    def member(self, path: str, name: str) -> str:
+        """Path of the array ``name`` (a current name) in group ``path``, under its format-1 name in a format-1
+        store (:func:`~nersemble_zarr.read.resolver.stored_name`)."""
+        return f"{path}/{stored_name(self.children(path, 'array'), name)}"
 
     def calibration(self, path: str, deep: bool) -> None:
         if not self.complete_group(path):
             return
         owner = f"{path} (calibration)"
-        for name in (schema.SERIAL, schema.WORLD_2_CAM, schema.INTRINSICS, schema.SPLIT):
-            apath = f"{path}/{name}"
+        for name in (schema.CAMERA, schema.WORLD_2_CAM, schema.INTRINSICS, schema.SPLIT):
+            apath = self.member(path, name)
             if self.array_ok(apath, f"{name} array", owner):
                 self.chunks(apath, deep, never_fill=name != schema.SPLIT)
 
@@ -712,7 +718,7 @@ class _Checker:
             apath = f"{path}/{name}"
             if not self.array_ok(apath, name, owner):
                 continue
-            done = set(_attrs(self.docs[apath]).get(schema.COMPLETE_CAMERAS_ATTR, []))
+            done = set(complete_cameras(_attrs(self.docs[apath])))
             if cameras is not None and not set(cameras) <= done:
                 missing = [c for c in cameras if c not in done]
                 self.problem("marker", _doc_key(apath), f"{owner} is marked complete but {name} lists only "
@@ -744,17 +750,18 @@ class _Checker:
             return
         owner = f"{path} (FLAME tracking)"
         n_frames = None
-        if self.array_ok(f"{path}/{schema.FRAME}", "frame array", owner):
-            n_frames = (self.docs[f"{path}/{schema.FRAME}"].get("shape") or [0])[0]
-            self.chunks(f"{path}/{schema.FRAME}", deep)
+        tpath = self.member(path, schema.TIMESTEP)
+        if self.array_ok(tpath, "timestep array", owner):
+            n_frames = (self.docs[tpath].get("shape") or [0])[0]
+            self.chunks(tpath, deep)
         for name, (dims, _dtype) in schema.TRACKING_VARIABLES.items():
             apath = f"{path}/{name}"
             if not self.array_ok(apath, f"{name} array", owner):
                 continue
             shape = self.docs[apath].get("shape") or []
-            if dims and dims[0] == schema.FRAME and n_frames is not None and (not shape or shape[0] != n_frames):
+            if dims and dims[0] == schema.TIMESTEP and n_frames is not None and (not shape or shape[0] != n_frames):
                 self.problem("marker", _doc_key(apath), f"{apath}: shape {shape}, expected {n_frames} frames like "
-                             f"{path}/{schema.FRAME}", array=apath)
+                             f"{tpath}", array=apath)
             self.chunks(apath, deep)
 
     def flame(self, seq: str, path: str, name: str, deep: bool) -> None:
@@ -770,8 +777,8 @@ class _Checker:
         elif not self.complete_group(tpath):
             self.problem("marker", _doc_key(path), f"{owner} is marked complete but its tracking {tpath} is not "
                          "(the meshes may come from other tracking)", array=path)
-        elif f"{tpath}/{schema.FRAME}" in self.docs:
-            n_frames = (self.docs[f"{tpath}/{schema.FRAME}"].get("shape") or [0])[0]
+        elif self.member(tpath, schema.TIMESTEP) in self.docs:
+            n_frames = (self.docs[self.member(tpath, schema.TIMESTEP)].get("shape") or [0])[0]
         vpath = f"{path}/vertices"
         if self.array_ok(vpath, "vertices", owner):
             shape = self.docs[vpath].get("shape") or []
@@ -779,11 +786,11 @@ class _Checker:
                 self.problem("marker", _doc_key(vpath), f"{vpath}: {shape[0] if shape else 0} frames of vertices, "
                              f"the tracking has {n_frames}", array=vpath)
             self.chunks(vpath, deep, never_fill=True)
-        if self.array_ok(f"{path}/{schema.FRAME}", "frame array", owner):
-            self.chunks(f"{path}/{schema.FRAME}", deep)
+        if self.array_ok(self.member(path, schema.TIMESTEP), "timestep array", owner):
+            self.chunks(self.member(path, schema.TIMESTEP), deep)
         b = seq.split("/")[0]
         faces = f"{b}/{schema.FLAME_FACES}"
-        if faces not in self.bad_docs and not (faces in self.docs and _attrs(self.docs[faces]).get(schema.COMPLETE_ATTR)):
+        if faces not in self.bad_docs and not (faces in self.docs and is_complete(_attrs(self.docs[faces]))):
             self.problem("marker", _doc_key(faces), f"{owner} is marked complete but the benchmark's faces ({faces}) "
                          "are missing or incomplete", array=faces)
 
@@ -933,8 +940,8 @@ def _apply_repair(loc: StoreLocation, objects: _Objects, checker: _Checker, acti
         if action == "restore":
             doc = dict(checker.consolidated[path])
             doc.pop("consolidated_metadata", None)
-            if _attrs(doc).get(schema.COMPLETE_ATTR):
-                doc["attributes"] = {**_attrs(doc), schema.COMPLETE_ATTR: False}
+            if is_complete(_attrs(doc)):  # restored, not verified: a rerun of its writer redoes it
+                doc["attributes"] = unmarked_attrs(_attrs(doc))
             objects.write(_doc_key(path), json.dumps(doc, indent=2).encode())
             done.append(f"restored {_doc_key(path)}")
     zstore = loc.zarr_store()
@@ -945,18 +952,15 @@ def _apply_repair(loc: StoreLocation, objects: _Objects, checker: _Checker, acti
             continue
         unmarked.add((action, path, arg))
         if action == "unmark_camera":
-            arr = zarr.open_array(zstore, path=path, mode="r+", zarr_format=3)
-            cams = [c for c in arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []) if c != arg]
-            arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: cams})
+            unmark_cameras(zarr.open_array(zstore, path=path, mode="r+", zarr_format=3), [arg])
             done.append(f"unmarked camera {arg} of {path}")
         elif action == "unmark_group" and path in checker.docs:
-            zarr.open_group(zstore, path=path, mode="r+", zarr_format=3).update_attributes({schema.COMPLETE_ATTR: False})
+            unmark(zarr.open_group(zstore, path=path, mode="r+", zarr_format=3))
             done.append(f"unmarked {path}")
         elif action == "drop_unknown_cameras":
             cameras = checker.camera_values(_parent(path)) or []
             arr = zarr.open_array(zstore, path=path, mode="r+", zarr_format=3)
-            arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: [c for c in arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])
-                                                                  if c in cameras]})
+            unmark_cameras(arr, [c for c in complete_cameras(arr) if c not in cameras])
             done.append(f"dropped unknown cameras from {path}")
     if "" in checker.docs:
         consolidate(zstore)

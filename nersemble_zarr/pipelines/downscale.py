@@ -40,7 +40,18 @@ from ..core.benchmark import BENCHMARK_NAMES, get_benchmark
 from ..core.errors import NersembleZarrError, SelectionError
 from ..imaging import area_average, level_shape, scale_intrinsics
 from ..jobs.runner import JobOutcome, run_jobs
-from ..storage.markers import consolidate
+from ..read.resolver import member
+from ..storage.markers import (
+    INCOMPLETE,
+    complete_cameras,
+    consolidate,
+    has_complete_cameras,
+    is_complete,
+    mark_cameras_complete,
+    mark_complete,
+    unmark,
+    unmark_cameras,
+)
 
 METHOD = (
     "area average over factor x factor blocks, mean rounded half up; sizes rounded down "
@@ -144,7 +155,7 @@ class _LevelPlan:
         """The level group's attrs; written last in preparation, so they mark a prepared level."""
         return {
             "factor": int(self.factor), "scale": 1.0 / self.factor, "height": self.height, "width": self.width,
-            "method": METHOD, "source": self.seq_path, schema.COMPLETE_ATTR: False,
+            "method": METHOD, "source": self.seq_path, **INCOMPLETE,
         }
 
     def array_spec(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -183,7 +194,7 @@ def _plan_level(root: Any, b: str, p: int, s: str, factor: int) -> _LevelPlan:
     cameras = tuple(str(c) for c in seq[schema.CAMERA][:])
     calib_path = schema.calibration_group(b, p)
     calib = root[calib_path]
-    serials = [str(x) for x in calib[schema.SERIAL][:]]
+    serials = [str(x) for x in member(calib, schema.CAMERA)[:]]
     missing = [c for c in cameras if c not in serials]
     if missing:
         raise DownscaleError(
@@ -280,14 +291,13 @@ def _unmark_level(seq: Any, plan: _LevelPlan) -> None:
     if not isinstance(level, zarr.Group):
         del seq[plan.name]  # absent: nothing to do; unreadable group metadata: nothing of it can be trusted
         return
-    if dict(level.attrs) != {schema.COMPLETE_ATTR: False}:
-        level.attrs.put({schema.COMPLETE_ATTR: False})
+    unmark(level, drop_other_attrs=True)
     for name in (schema.IMAGES, schema.ALPHA, schema.INTRINSICS):
         arr = _open_member(level, name)
         if arr is None:
             del level[name]  # absent: nothing happens
-        elif name != schema.INTRINSICS and arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR):
-            arr.attrs[schema.COMPLETE_CAMERAS_ATTR] = []
+        elif name != schema.INTRINSICS:
+            unmark_cameras(arr)
 
 
 def _has_markers(level: Any) -> bool:
@@ -296,18 +306,18 @@ def _has_markers(level: Any) -> bool:
 
     if not isinstance(level, zarr.Group):
         return False
-    if level.attrs.get(schema.COMPLETE_ATTR) is True:
+    if is_complete(level):
         return True
     for name in (schema.IMAGES, schema.ALPHA):
         arr = _open_member(level, name)
-        if isinstance(arr, zarr.Array) and arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR):
+        if isinstance(arr, zarr.Array) and has_complete_cameras(arr):
             return True
     return False
 
 
 def _create_level_group(seq: Any, plan: _LevelPlan) -> None:
     """Delete whatever the level folder holds and create the empty group."""
-    seq.create_group(plan.name, overwrite=True, attributes={schema.COMPLETE_ATTR: False})
+    seq.create_group(plan.name, overwrite=True, attributes=dict(INCOMPLETE))
 
 
 def _create_images(seq: Any, plan: _LevelPlan) -> None:
@@ -371,13 +381,11 @@ def _mark_camera_complete(seq: Any, plan: _LevelPlan, serial: str) -> None:
     """Add ``serial`` to ``complete_cameras`` of the level's images and alpha, once the level verifies."""
     level = _verified_level(seq, plan, f"camera {serial}")
     for name in (schema.IMAGES, schema.ALPHA):
-        arr = level[name]
-        arr.attrs[schema.COMPLETE_CAMERAS_ATTR] = sorted(set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) | {serial})
+        mark_cameras_complete(level[name], [serial])
 
 
 def _level_done(level: Any, plan: _LevelPlan) -> bool:
-    return all(set(plan.cameras) <= set(level[n].attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-               for n in (schema.IMAGES, schema.ALPHA))
+    return all(set(plan.cameras) <= set(complete_cameras(level[n])) for n in (schema.IMAGES, schema.ALPHA))
 
 
 def _mark_level_complete(seq: Any, plan: _LevelPlan) -> bool:
@@ -385,7 +393,7 @@ def _mark_level_complete(seq: Any, plan: _LevelPlan) -> bool:
     level = _verified_level(seq, plan, "the level")
     if not _level_done(level, plan):
         return False
-    level.attrs[schema.COMPLETE_ATTR] = True
+    mark_complete(level)
     return True
 
 
@@ -411,7 +419,7 @@ def _consolidated_says_complete(zstore: Any, level_paths: list[str]) -> bool:
         return False
     for path in level_paths:
         level = _open_member(root, path)
-        if level is None or level.attrs.get(schema.COMPLETE_ATTR) is not True:
+        if level is None or not is_complete(level):
             return False
     return True
 
@@ -492,7 +500,7 @@ def _select_sequences(
 
 def _source_complete(seq: Any) -> set[str]:
     """Serials whose full-resolution images and alpha are completely converted."""
-    done = [set(seq[name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) for name in (schema.IMAGES, schema.ALPHA)]
+    done = [set(complete_cameras(seq[name])) for name in (schema.IMAGES, schema.ALPHA)]
     return done[0] & done[1]
 
 
@@ -584,12 +592,12 @@ def _downscale_locked(
             plan = _plan_level(root, b, p, s, f)
             problems = _level_problems(seq, plan)
             level = _open_member(seq, plan.name)
-            marked = isinstance(level, zarr.Group) and level.attrs.get(schema.COMPLETE_ATTR) is True
+            marked = isinstance(level, zarr.Group) and is_complete(level)
             if marked and not problems:
                 if _level_done(level, plan):
                     report.skipped.append(plan.path)
                     continue
-                level.attrs[schema.COMPLETE_ATTR] = False  # a camera was unmarked (e.g. by check --repair)
+                unmark(level)  # a camera was unmarked (e.g. by check --repair)
             if problems:
                 if marked:  # damaged (e.g. by a run of an older version)
                     report.redone.append(f"{plan.path}: marked complete but {'; '.join(problems)}")
@@ -605,7 +613,7 @@ def _downscale_locked(
             level = seq[plan.name]
             src = seq[schema.IMAGES]
             runs = schema.shard_runs(src.shape[1], (src.shards or src.chunks)[1])
-            done = {n: set(level[n].attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) for n in (schema.IMAGES, schema.ALPHA)}
+            done = {n: set(complete_cameras(level[n])) for n in (schema.IMAGES, schema.ALPHA)}
             for c, serial in enumerate(plan.cameras):  # camera by camera, so cameras complete (and resume) early
                 if serial not in ready or (serial in done[schema.IMAGES] and serial in done[schema.ALPHA]):
                     continue

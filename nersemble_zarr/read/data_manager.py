@@ -53,6 +53,7 @@ class DataManagerError(StoreReadError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+    read_timesteps,
 
 
 class _StoreDataManager:
@@ -154,7 +155,7 @@ class _StoreDataManager:
             name = schema.tracking_group_name(version)
             if name in res.groups:
                 group = res.open_group(self._root(), name, f"FLAME tracking v{version}", required=True, error=DataManagerError)
-                return [int(t) for t in read(group[schema.FRAME])]
+                return [int(t) for t in read_timesteps(group)]
         return []
 
     def has_sequence(self, sequence_name: str) -> bool:
@@ -275,5 +276,5 @@ class MonoFlameAvatarDataManager(_StoreDataManager):
         values = {key: read(group[key]) for key in schema.TRACKING_VARIABLES}
         values["shape"] = values["shape"].reshape(1, -1)
         values["scale"] = np.asarray(values["scale"]).reshape(1, 1)
-        return FlameTracking(frames=read(group[schema.FRAME]), **values)
+        return FlameTracking(frames=read_timesteps(group), **values)
 

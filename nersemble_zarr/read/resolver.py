@@ -15,7 +15,11 @@ decides, once and for all three facades:
   point-cloud offsets (CSR);
 - **integrity**: the root is opened through the guarded store (consolidated metadata checked), every
   group used has its member arrays' metadata checked, every array is read through
-  :class:`~nersemble_zarr.storage.integrity.GuardedArray`.
+  :class:`~nersemble_zarr.storage.integrity.GuardedArray`;
+- **store format**: stores of format 1 (calibration dim ``serial``, tracking and FLAME-mesh dim ``frame``,
+  int32 tracking frames) are read with the current names (``camera``, ``timestep``, int64): this module is
+  the one place that maps them (:func:`stored_name`, :func:`read_timesteps`, :func:`current_names`), so every
+  reader, ``check``, ``verify``, ``downscale`` and ``flame`` open both formats alike.
 
 The result, :class:`ResolvedSequence`, is plain data (picklable: no zarr handles); its arrays are
 opened from a root group the caller passes (each process opens its own root).
@@ -40,6 +44,7 @@ from ..imaging import level_factor, scale_intrinsics
 from ..storage import codecs as _codecs  # noqa: F401  (registers the JPEG codec for stores that use it)
 from ..storage.integrity import GuardedArray, check_arrays, check_root, guard_store, guarded, read, reading, store_name
 from ..storage.location import StoreLocation
+from ..storage.markers import complete_cameras, is_complete
 
 StoreLike = str | os.PathLike | Store
 
@@ -82,15 +87,81 @@ def open_root(store: StoreLike, *, storage_options: dict[str, Any] | None = None
     """The store's root ``zarr.Group`` (read-only, through its consolidated metadata, behind the integrity guard).
 
     Raises :class:`~nersemble_zarr.core.errors.StoreIntegrityError` when the root ``zarr.json`` is corrupt or
-    lacks consolidated metadata, :class:`StoreReadError` when there is no store."""
+    lacks consolidated metadata, :class:`StoreReadError` when there is no store or its format is newer than
+    this package reads (:func:`store_format`)."""
     zstore = as_zarr_store(store, storage_options=storage_options)
     try:
         if not check_root(zstore):
             raise FileNotFoundError("no zarr.json at its root")
         with reading(store_name(zstore), "zarr.json"):
-            return zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=True)
+            root = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=True)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
         raise StoreReadError(f"{describe_store(store)} is not a Zarr v3 group: {e}") from None
+    store_format(root)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Store formats: the one place format-1 names are mapped to the current ones
+# ---------------------------------------------------------------------------------------------
+
+
+def store_format(root: zarr.Group) -> int:
+    """The store's ``format_version`` (root attribute ``nersemble_zarr``; 1 when absent). A format newer than
+    this package reads raises :class:`StoreReadError` (update nersemble-zarr)."""
+    info = root.attrs.get(schema.ROOT_ATTR)
+    version = int(info.get("format_version", 1)) if isinstance(info, dict) else 1
+    if version > schema.FORMAT_VERSION:
+        raise StoreReadError(
+            f"{store_name(root.store)}: store format {version} was written by a newer nersemble-zarr; this version "
+            f"reads formats {', '.join(map(str, schema.READABLE_FORMAT_VERSIONS))}: update nersemble-zarr"
+        )
+    return version
+
+
+def stored_name(names: zarr.Group | Iterable[str], name: str) -> str:
+    """The name the array ``name`` (a current name: ``camera``, ``timestep``) has among ``names`` (a group's
+    members, or the names of a metadata listing): ``name`` itself, or its format-1 name
+    (:data:`~nersemble_zarr.core.schema.FORMAT_1_NAMES`: calibration ``serial``, tracking / FLAME ``frame``)
+    when only that is there; ``name`` when neither is (the caller's lookup then fails naming it)."""
+    present = set(names.array_keys()) if isinstance(names, zarr.Group) else set(names)
+    if name in present:
+        return name
+    for old, new in schema.FORMAT_1_NAMES.items():
+        if new == name and old in present:
+            return old
+    return name
+
+
+def member(group: zarr.Group, name: str) -> zarr.Array:
+    """``group[name]`` under its current or format-1 name (see :func:`stored_name`)."""
+    return group[stored_name(group, name)]
+
+
+def as_timesteps(values: Any) -> np.ndarray:
+    """Timestep values as every reader returns them: int64 when integers (format-1 tracking frames are int32),
+    unchanged otherwise (a tracking npz with non-integer frames, e.g. NaN, is stored as it is)."""
+    values = np.asarray(values)
+    return values.astype(np.int64) if values.dtype.kind in "iu" else values
+
+
+def read_timesteps(group: zarr.Group) -> np.ndarray:
+    """The ``timestep`` coordinate of a tracking / FLAME-mesh group (format 1: ``frame``), through the integrity
+    guard, as :func:`as_timesteps` returns it."""
+    return as_timesteps(read(member(group, schema.TIMESTEP)))
+
+
+def current_names(ds: Any) -> Any:
+    """An ``xarray.Dataset`` of one group with the current dim/coordinate names and int64 timesteps: format-1
+    ``serial`` → ``camera``, ``frame`` → ``timestep`` (:data:`~nersemble_zarr.core.schema.FORMAT_1_NAMES`); a
+    current dataset is returned unchanged. Lazy: renames metadata only."""
+    present = set(ds.dims) | set(ds.variables)
+    renames = {old: new for old, new in schema.FORMAT_1_NAMES.items() if old in present and new not in present}
+    if renames:
+        ds = ds.rename(renames)
+    if schema.TIMESTEP in ds.coords and ds[schema.TIMESTEP].dtype.kind in "iu" and ds[schema.TIMESTEP].dtype != np.int64:
+        ds = ds.assign_coords({schema.TIMESTEP: ds[schema.TIMESTEP].astype(np.int64)})
+    return ds
 
 
 def has_group(root: zarr.Group, path: str) -> bool:
@@ -191,7 +262,7 @@ def complete_serials(group: zarr.Group, cameras: Sequence[str]) -> list[str]:
     done = None
     for name in (schema.IMAGES, schema.ALPHA):
         if name in group.array_keys():
-            listed = set(group[name].attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+            listed = set(complete_cameras(group[name]))
             done = listed if done is None else done & listed
     return [c for c in cameras if done is not None and c in done]
 
@@ -297,7 +368,7 @@ def read_calibration(
     """All cameras of a participant's rig at full resolution, read through the integrity guard."""
     group = root[calibration_path(root, benchmark, participant, error=error)]
     check_arrays(group)
-    serials = tuple(str(s) for s in read(group[schema.SERIAL]))
+    serials = tuple(str(s) for s in read(member(group, schema.CAMERA)))
     split = tuple(str(s) for s in read(group[schema.SPLIT])) if schema.SPLIT in group.array_keys() else ("",) * len(serials)
     return Calibration(serials, np.asarray(read(group[schema.WORLD_2_CAM]), dtype=np.float64),
                        np.asarray(read(group[schema.INTRINSICS]), dtype=np.float64), split)
@@ -459,10 +530,21 @@ def resolve_sequence(
     chosen: list[str] = []
     timesteps: list[int] = []
     frames_path, on_read = None, 1
-    if schema.IMAGES in seq.array_keys():
+    # a levels-only store (convert --levels 2 --no-full): frames at the stored levels, no full resolution
+    levels_only = [] if schema.IMAGES in seq.array_keys() else sorted(
+        int(n[len("level_"):]) for n in seq.group_keys()
+        if n.startswith("level_") and n[len("level_"):].isdigit() and schema.IMAGES in seq[n].array_keys()
+    )
+    if levels_only and factor not in levels_only:
+        asked = "full resolution is" if factor == 1 else f"level {factor} (scale 1/{factor}) is"
+        raise error(
+            f"{where}: {asked} not stored: this store holds only level(s) {', '.join(map(str, levels_only))} (converted "
+            f"with --levels --no-full); ask for level={levels_only[0]} (scale=1/{levels_only[0]})"
+        )
+    if schema.IMAGES in seq.array_keys() or levels_only:
         stored = [str(c) for c in read(seq[schema.CAMERA])]
         timesteps = [int(t) for t in read(seq[schema.TIMESTEP])]
-        complete = complete_serials(seq, stored)
+        complete = complete_serials(seq[schema.level_group_name(factor)] if levels_only else seq, stored)
         chosen = choose_cameras(stored, complete, cameras, where, error=error,
                                 only_present=only_present, stacklevel=stacklevel + 1)
         frames_path = path
@@ -471,7 +553,7 @@ def resolve_sequence(
             if name in seq.group_keys() and complete_serials(seq[name], chosen) == chosen:
                 frames_path = f"{path}/{name}"
                 check_arrays(seq[name])
-            elif resize:
+            elif resize and not levels_only:
                 on_read = factor
             else:
                 raise error(
@@ -485,7 +567,7 @@ def resolve_sequence(
     groups, incomplete = {}, {}
     for name, what in _OPTIONAL_GROUPS.items():
         if name in seq.group_keys():
-            if seq[name].attrs.get(schema.COMPLETE_ATTR, False):
+            if is_complete(seq[name]):
                 groups[name] = f"{path}/{name}"
             else:
                 incomplete[name] = what
@@ -524,6 +606,7 @@ __all__ = [
     "ResolvedSequence",
     "StoreLike",
     "StoreReadError",
+    "as_timesteps",
     "as_zarr_store",
     "calibration_path",
     "check_every_nth",
@@ -531,12 +614,17 @@ __all__ = [
     "check_timesteps",
     "choose_cameras",
     "complete_serials",
+    "current_names",
     "describe_store",
     "has_group",
     "level_of",
+    "member",
     "open_root",
     "read_calibration",
+    "read_timesteps",
     "resolve_sequence",
     "sequences_in",
+    "store_format",
+    "stored_name",
     "timestep_positions",
 ]

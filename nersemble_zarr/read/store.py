@@ -41,6 +41,7 @@ from .resolver import (
     check_timestep,
     check_timesteps,
     complete_serials,
+    current_names,
     describe_store,
     has_group,
     level_of,
@@ -48,7 +49,9 @@ from .resolver import (
     calibration_path,
     resolve_sequence,
     sequences_in,
+    store_format,
 )
+
 
 def _open_dataset(node: zarr.Group) -> xr.Dataset:
     """One group as a lazy Dataset, reusing ``node``'s already-parsed (consolidated) metadata: opening
@@ -56,13 +59,26 @@ def _open_dataset(node: zarr.Group) -> xr.Dataset:
 
     The integrity guard: every member array's ``zarr.json`` must be there and parse, and every variable
     reads through :class:`~nersemble_zarr.storage.integrity.GuardedArray` (a missing or corrupt object raises an
-    error naming it, the camera and the timesteps)."""
+    error naming it, the camera and the timesteps). Format-1 names are mapped to the current ones
+    (:func:`~nersemble_zarr.read.resolver.current_names`)."""
     from xarray.backends import ZarrStore
 
     check_arrays(node)
     with reading(store_name(node.store), node.path or "/"):
         ds = xr.open_dataset(node.store, engine="zarr", store=ZarrStore(node), chunks={})
-    return guard_dataset(ds, node)
+    return current_names(guard_dataset(ds, node))
+
+
+def _own_time_dim(ds: xr.Dataset, video_timesteps: Any) -> xr.Dataset:
+    """Tracking or FLAME meshes ``ds`` (dim ``timestep``) beside video of ``video_timesteps`` (``None``: no video):
+    unchanged when its timesteps are the video's (or there is no video), else with its own dim
+    :data:`~nersemble_zarr.core.schema.TRACKED_FRAME` (a Dataset, and a DataTree child, hold one ``timestep`` index)."""
+    if video_timesteps is None or schema.TIMESTEP not in ds.dims:
+        return ds
+    mine = ds[schema.TIMESTEP].values if schema.TIMESTEP in ds.coords else None
+    if mine is not None and len(mine) == len(video_timesteps) and np.array_equal(mine, np.asarray(video_timesteps)):
+        return ds
+    return ds.rename({schema.TIMESTEP: schema.TRACKED_FRAME})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,24 +92,33 @@ def open_store(store: StoreLike, *, storage_options: dict[str, Any] | None = Non
     Nodes follow the store: ``tree["nvs/388/GLASSES"]`` is a sequence (``images (camera, timestep,
     height, width, rgb) uint8``, ``alpha``), ``tree["nvs/388/calibration"]`` the rig,
     ``tree["nvs/388/GLASSES/level_2"]`` a downscaled level. Opening reads metadata and the small
-    index coordinates (camera serials, timesteps) only.
+    index coordinates (camera serials, timesteps) only. Stores of format 1 read with the current names
+    (calibration ``camera``, tracking and FLAME meshes ``timestep``). Tracking / FLAME meshes whose timesteps
+    are not their sequence's video timesteps keep a dim of their own, ``frame`` (a DataTree child aligns with
+    its parent's ``timestep``).
     """
     zstore = as_zarr_store(store, storage_options=storage_options)
     try:
         if not check_root(zstore):
             raise FileNotFoundError("no zarr.json at its root")
         with reading(store_name(zstore), "zarr.json"):
-            tree = xr.open_datatree(zstore, engine="zarr", chunks={}, zarr_format=3)
+            groups = xr.open_groups(zstore, engine="zarr", chunks={}, zarr_format=3)
             root = zarr.open_group(zstore, mode="r", zarr_format=3, use_consolidated=True)
     except FileNotFoundError as e:
         raise StoreReadError(f"{describe_store(store)} is not a Zarr v3 store: {e}") from None
-    for node in tree.subtree:  # the same guard as open_sequence: errors name object, camera and timesteps
-        path = node.path.strip("/")
+    store_format(root)
+    nodes: dict[str, xr.Dataset] = {}
+    for key, ds in groups.items():  # the same guard and names as open_sequence: errors name object, camera, timesteps
+        path = key.strip("/")
         group = root[path] if path else root
-        if isinstance(group, zarr.Group) and node.has_data:
+        if isinstance(group, zarr.Group) and (ds.data_vars or ds.coords):
             check_arrays(group)
-            node.dataset = guard_dataset(node.to_dataset(inherit=False), group)
-    return tree
+            ds = current_names(guard_dataset(ds, group))
+            parent = nodes.get("/" + path.rpartition("/")[0]) if "/" in path else None
+            if parent is not None and path.rpartition("/")[2].startswith(("tracking_v", "flame_v")):
+                ds = _own_time_dim(ds, parent[schema.TIMESTEP].values if schema.TIMESTEP in parent.coords else None)
+        nodes["/" + path if path else "/"] = ds
+    return xr.DataTree.from_dict(nodes)
 
 
 def list_participants(store: StoreLike, benchmark: str, *, storage_options: dict[str, Any] | None = None) -> list[int]:
@@ -117,8 +142,9 @@ def list_sequences(
 def open_calibration(
     store: StoreLike, benchmark: str, participant: int, *, storage_options: dict[str, Any] | None = None
 ) -> xr.Dataset:
-    """All 16 cameras of a participant's rig, loaded: ``world_2_cam (serial, 4, 4) float64`` (OpenCV,
-    metres), ``intrinsics (serial, 3, 3) float64`` (full-resolution pixels), ``split (serial)``."""
+    """All 16 cameras of a participant's rig, loaded: ``world_2_cam (camera, 4, 4) float64`` (OpenCV,
+    metres), ``intrinsics (camera, 3, 3) float64`` (full-resolution pixels), ``split (camera)``; coordinate
+    ``camera`` (serial strings; format-1 stores named it ``serial``)."""
     return _calibration(open_root(store, storage_options=storage_options), benchmark, participant)
 
 
@@ -155,7 +181,7 @@ def open_sequence(
       ``eyes (timestep, eye_param)``, ``shape (shape_coeff)``, ``scale ()`` float32. They share the
       ``timestep`` dim when the tracked frames are exactly the video timesteps, and for test sequences
       (tracking only, no video: ``timestep`` = tracked frames, ``camera`` = the evaluated serials);
-      otherwise they keep their own ``frame`` dim and coordinate;
+      otherwise they keep their own ``frame`` dim and coordinate (int64 timesteps);
     - NVS point clouds (CSR): ``points (point, xyz)``, ``colors (point, rgb)``, ``normals``,
       ``offsets (cloud_offset)``, coordinate ``cloud_timestep``.
 
@@ -183,12 +209,9 @@ def open_sequence(
     name = schema.tracking_group_name(tracking_version)
     tracking_group = res.open_group(root, name, f"FLAME tracking v{tracking_version}", required=False)
     if tracking_group is not None:
-        tracking = _open_dataset(tracking_group)
-        frames = tracking[schema.FRAME].values
-        if not res.has_video:
-            tracking = tracking.rename({schema.FRAME: schema.TIMESTEP})
-        elif len(frames) == len(res.timesteps) and np.array_equal(frames, np.asarray(res.timesteps)):
-            tracking = tracking.rename_dims({schema.FRAME: schema.TIMESTEP}).drop_vars(schema.FRAME)
+        tracking = _own_time_dim(_open_dataset(tracking_group), res.timesteps if res.has_video else None)
+        if schema.TIMESTEP in tracking.coords and res.has_video:  # the video's coordinate (same values) stays
+            tracking = tracking.drop_vars(schema.TIMESTEP)
         ds = ds.merge(tracking, combine_attrs="override")
         ds.attrs["tracking_version"] = int(tracking_version)
 
@@ -198,8 +221,7 @@ def open_sequence(
 
     # Calibration of the resolved cameras at the resolved level: values from the resolver, attrs from the store.
     calib = res.calibration
-    cam = _calibration(root, benchmark, participant).sel({schema.SERIAL: list(calib.serials)})
-    cam = cam.rename({schema.SERIAL: schema.CAMERA})
+    cam = _calibration(root, benchmark, participant).sel({schema.CAMERA: list(calib.serials)})
     intrinsics_attrs = dict(cam[schema.INTRINSICS].attrs)
     if res.level != 1:
         intrinsics_attrs["description"] = f"camera matrix K for level {res.level} (scale 1/{res.level})"
@@ -220,7 +242,8 @@ def _frames_dataset(root: zarr.Group, res: ResolvedSequence) -> xr.Dataset:
         level = _open_dataset(root[res.frames_path])
         h, w = schema.level_dims(res.level)
         level = level.rename({h: "height", w: "width"}).isel({schema.CAMERA: list(res.camera_positions)})
-        return ds.drop_vars([schema.IMAGES, schema.ALPHA]).assign(images=level[schema.IMAGES], alpha=level[schema.ALPHA])
+        # errors=ignore: a levels-only store (convert --no-full) has no full-resolution arrays to drop
+        return ds.drop_vars([schema.IMAGES, schema.ALPHA], errors="ignore").assign(images=level[schema.IMAGES], alpha=level[schema.ALPHA])
     if res.resize > 1:
         return ds.drop_vars([schema.IMAGES, schema.ALPHA]).assign(
             images=_resize_lazy(ds[schema.IMAGES], res.resize), alpha=_resize_lazy(ds[schema.ALPHA], res.resize)
