@@ -74,10 +74,17 @@ def test_load_camera_calibration_equals_camera_params_json(nvs: NVSDataManager, 
     params = read_camera_params(sample_root / bm.NVS / bm.calibration_path(nvs._participant_id))
     got = nvs.load_camera_calibration()
     assert sorted(got.world_2_cam) == sorted(params.world_2_cam) == sorted(bm.SERIALS)
-    for serial in bm.SERIALS:
-        np.testing.assert_array_equal(got.world_2_cam[serial], params.world_2_cam[serial])
-        np.testing.assert_array_equal(got.intrinsics[serial], params.intrinsics[serial])
+    for serial in bm.SERIALS:  # dreifus Pose/Intrinsics hold float32(value), as the official loader returns
+        np.testing.assert_array_equal(got.world_2_cam[serial], params.world_2_cam[serial].astype(np.float32))
+        np.testing.assert_array_equal(got.intrinsics[serial], params.intrinsics[serial].astype(np.float32))
         assert got.world_2_cam[serial].shape == (4, 4) and got.intrinsics[serial].shape == (3, 3)
+        assert got.world_2_cam[serial].dtype == got.intrinsics[serial].dtype == np.float32
+        # what user code calls on them: the camera centre and viewing direction in world coordinates
+        w2c = params.world_2_cam[serial]
+        cam_2_world = got.world_2_cam[serial].invert()
+        np.testing.assert_allclose(cam_2_world.get_translation(), -w2c[:3, :3].T @ w2c[:3, 3], atol=1e-5)
+        np.testing.assert_allclose(cam_2_world.get_look_direction(), w2c[2, :3], atol=1e-6)
+        assert got.intrinsics[serial].fx == np.float32(params.intrinsics[serial][0, 0])
 
 
 def test_load_pointcloud_is_float32_with_colors_in_0_1_as_open3d(nvs: NVSDataManager, sample_root: Path) -> None:
@@ -152,3 +159,86 @@ def test_scale_reads_a_stored_level_or_resizes_only_when_asked(mono: MonoFlameAv
     want = np.floor(full[: h * 4, : w * 4].reshape(h, 4, w, 4, 3).astype(np.float64).mean(axis=(1, 3)) + 0.5)
     np.testing.assert_array_equal(quarter, want.astype(np.uint8))
     assert mono.load_alpha_map(s, serial, 1, level=4, resize=True).shape == (h, w, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# get_*_path: the raw files the store was converted from
+# ---------------------------------------------------------------------------------------------
+
+
+def test_path_getters_return_the_converted_raw_files(nvs: NVSDataManager, mono: MonoFlameAvatarDataManager, sample_root: Path) -> None:
+    raw = sample_root.resolve()
+    p, s = nvs._participant_id, nvs.list_sequences()[0]
+    serial = nvs.list_serials(s)[0]
+    # the official: f"{benchmark_folder}/{benchmark}/{relative path}"
+    assert nvs.get_camera_calibration_path() == f"{raw}/nvs/{bm.calibration_path(p)}"
+    assert nvs.get_images_path(s, serial) == f"{raw}/nvs/{bm.video_path(p, s, serial)}"
+    assert nvs.get_alpha_maps_path(s, serial) == f"{raw}/nvs/{bm.video_path(p, s, serial, 'alpha_maps')}"
+    assert nvs.get_pointcloud_path(s, 0) == f"{raw}/nvs/{bm.pointcloud_path(p, s, 0)}"
+    for path in (nvs.get_camera_calibration_path(), nvs.get_images_path(s, serial), nvs.get_alpha_maps_path(s, serial),
+                 nvs.get_pointcloud_path(s, 0)):
+        assert Path(path).is_file(), path
+    # what the store does not hold: where the official toolkit looks, nothing there (visualize_cameras.py tests
+    # Path(get_pointcloud_path(seq, t)).exists() to decide whether to draw a cloud)
+    stored = set(nvs._resolve(s).cloud_timestep.tolist())
+    absent = next(t for t in range(1000) if t not in stored)
+    assert not Path(nvs.get_pointcloud_path(s, absent)).exists()
+    assert not Path(nvs.get_images_path(s, "222200046")).exists()  # a hold-out camera: no video
+    m = mono._participant_id
+    seq = mono.list_sequences()[0]
+    for version in (1, 2):
+        path = mono.get_flame_tracking_path(seq, version)
+        assert path == f"{raw}/mono_flame_avatar/{bm.tracking_path(m, seq, version)}" and Path(path).is_file()
+    assert mono.get_flame_tracking_path(seq) == mono.get_flame_tracking_path(seq, 2)
+    with pytest.raises(ValueError, match="tracking version must be one of \\[1, 2\\], not 3"):
+        mono.get_flame_tracking_path(seq, 3)
+
+
+def _set_source_path(store: Path, value: str | None) -> None:
+    """Rewrite the root attrs' raw folder as an older convert (None) or a moved folder would have left it."""
+    import json
+
+    doc = json.loads((store / "zarr.json").read_text())
+    info = doc["attributes"]["nersemble_zarr"]
+    if value is None:
+        info.pop("source_path", None)
+    else:
+        info["source_path"] = value
+    (store / "zarr.json").write_text(json.dumps(doc))
+
+
+def test_path_getters_say_when_the_raw_file_is_unknown_gone_or_changed(converted_store: Path, sample_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(converted_store, store)
+    before = sorted(str(f.relative_to(store)) for f in store.rglob("*"))
+    p = list_participants(store, bm.NVS)[0]
+    s = NVSDataManager(store, p).list_sequences()[0]
+
+    _set_source_path(store, None)  # a store converted before the raw folder was recorded
+    dm = NVSDataManager(store, p)
+    with pytest.raises(DataManagerError, match=r"copy.zarr: the store records no raw folder .* no source path for nvs participant "
+                                               rf"{p:03d} calibration; the store's data loads with load_camera_calibration\(\)"):
+        dm.get_camera_calibration_path()
+    with pytest.raises(DataManagerError, match=r"records no raw folder .* camera 222200038 images; .* load_image\(\)"):
+        dm.get_images_path(s, "222200038")
+
+    moved = tmp_path / "moved"  # the raw folder moved: only the calibration is there, with other bytes
+    calibration = moved / "nvs" / bm.calibration_path(p)
+    calibration.parent.mkdir(parents=True)
+    calibration.write_text((sample_root / "nvs" / bm.calibration_path(p)).read_text() + "\n")
+    _set_source_path(store, str(moved))
+    dm = NVSDataManager(store, p)
+    gone = f"{moved}/nvs/{bm.video_path(p, s, '222200038')}"
+    with pytest.raises(DataManagerError, match=rf"camera 222200038 images: the store was converted from {gone}, which no longer "
+                                               r"exists \(raw folder moved or deleted\); the store holds the data: use load_image\(\)"):
+        dm.get_images_path(s, "222200038")
+    with pytest.raises(DataManagerError, match=r"point cloud at timestep 0: the store was converted from .*frame_00000.pcd, which no longer exists"):
+        dm.get_pointcloud_path(s, 0)
+    with pytest.raises(DataManagerError, match=rf"{calibration} has changed since the store was converted from it \(\d+ bytes, "
+                                               r"converted from \d+ bytes\)"):
+        dm.get_camera_calibration_path()
+    assert dm.get_images_path(s, "222200038", check=False) == gone  # the path alone, unchecked
+    assert dm.load_image(s, "222200038", 0).shape[2] == 3  # the store's data is unaffected
+    assert sorted(str(f.relative_to(store)) for f in store.rglob("*")) == before  # nothing written but the attrs edit

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch")  # the Python 3.12 CI job (.ci/py312) runs without torch
 
 import torch
+import trimesh
 from scipy.spatial.transform import Rotation
 
 from nersemble_zarr import FlameModel, FlameProvider
@@ -108,9 +109,15 @@ def test_per_timestep_methods_match_the_batch(model, tracking) -> None:
     batch = provider.vertices()
     for t in (0, 6, T - 1):
         np.testing.assert_allclose(provider.get_vertices(t), batch[t], atol=1e-6)
-    vertices, faces = provider.get_mesh(4)
-    np.testing.assert_allclose(vertices, batch[4], atol=1e-6)
-    assert faces.shape == (9976, 3) and faces.max() == 5022
+    mesh = provider.get_mesh(4)  # the official: a trimesh.Trimesh built with process=False
+    assert isinstance(mesh, trimesh.Trimesh) and mesh.vertices.shape == (5023, 3) and mesh.faces.shape == (9976, 3)
+    np.testing.assert_array_equal(mesh.vertices, provider.get_vertices(4))  # no merging, no reordering
+    np.testing.assert_allclose(mesh.vertices, batch[4], atol=1e-6)
+    assert mesh.faces.dtype == provider.faces.dtype == np.int64 and mesh.faces.max() == 5022
+    np.testing.assert_array_equal(mesh.faces, model.faces)
+    made = provider.create_mesh(batch[4])
+    assert isinstance(made, trimesh.Trimesh) and len(made.vertices) == 5023
+    np.testing.assert_array_equal(made.vertices, batch[4])
     np.testing.assert_allclose(provider.vertices([2, 9]), batch[[2, 9]], atol=1e-6)
     assert provider.has_mesh(T - 1) and not provider.has_mesh(T)
     np.testing.assert_array_equal(provider.frames, tracking.frames)
@@ -122,10 +129,14 @@ def test_model_to_world_transformation_maps_model_space_to_the_vertices(model, t
     provider = FlameProvider(tracking, model)
     t = 5
     m = provider.get_model_to_world_transformation(t)
-    expected = np.eye(4)
-    expected[:3, :3] = tracking.scale[0, 0] * Rotation.from_euler("XYZ", tracking.rotation[t].astype(np.float64)).as_matrix()
+    # the official: dreifus Pose.from_euler(rotation[t], translation[t], 'XYZ') (float32), rotation block *= scale
+    expected = np.eye(4, dtype=np.float32)
+    expected[:3, :3] = Rotation.from_euler("XYZ", tracking.rotation[t]).as_matrix()
     expected[:3, 3] = tracking.translation[t]
-    np.testing.assert_allclose(m, expected, atol=1e-12)
+    expected[:3, :3] *= tracking.scale[0, 0].item()
+    assert m.dtype == np.float32 and m.shape == (4, 4) and m.pose_type.name == "WORLD_2_CAM"
+    np.testing.assert_array_equal(m, expected)
+    assert type(m.numpy()) is np.ndarray
     p = load_flame_parameters(tracking).select([t])
     model_space = model.forward(p.shape, p.expression, p.neck, p.jaw, p.eyes)[0].numpy()  # no rotation: model space
     np.testing.assert_allclose(provider.apply_model_to_world_transformation(model_space, t), provider.get_vertices(t), atol=1e-6)

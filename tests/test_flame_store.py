@@ -130,7 +130,7 @@ def test_store_holds_faces_once_and_provenance_attrs(store: Path, model: FlameMo
     write_flame_to_store(store, model, progress=False)
     root = zarr.open_group(store, mode="r")
     faces = root[faces_array_path(MONO)]
-    assert faces.dtype == np.int32 and faces.metadata.dimension_names == ("face", "corner")
+    assert faces.dtype == np.int64 and faces.metadata.dimension_names == ("face", "corner")
     np.testing.assert_array_equal(faces[...], model.faces)
     assert faces_array_path(NVS) not in root  # no tracking in nvs
     participant, sequence, n = SEQUENCES[0]

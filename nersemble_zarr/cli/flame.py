@@ -31,7 +31,7 @@ def flame(
 
     Per sequence: <benchmark>/<pid>/<sequence>/flame_v<N>/vertices (frame, vertex, xyz) float32, metres,
     world coordinates, exactly as the official FlameProvider evaluates them; per benchmark:
-    <benchmark>/flame_faces (face, corner) int32. Resumable: sequences already evaluated with the same
+    <benchmark>/flame_faces (face, corner) int64. Resumable: sequences already evaluated with the same
     model file are skipped, unfinished ones are redone.
     """
     from nersemble_zarr.pipelines.flame import write_flame_to_store

@@ -1,8 +1,9 @@
 """FLAME meshes from tracking: a drop-in ``FlameProvider``, lazy per-sequence vertices, and the store's meshes.
 
 ``FlameProvider(tracking, flame_model=...)`` offers the official provider's methods (``get_vertices(t)``,
-``get_mesh(t)``, ``get_landmarks(t)``, ``get_model_to_world_transformation(t)``) plus ``vertices()`` which
-evaluates every timestep in batches. :func:`flame_vertices` turns a sequence's tracking (store group or
+``get_mesh(t)`` and ``create_mesh(vertices)`` returning a ``trimesh.Trimesh`` (``process=False``: 5023 vertices,
+faces int64), ``get_landmarks(t)``, ``get_model_to_world_transformation(t)`` returning a float32 ``Pose``) plus
+``vertices()`` which evaluates every timestep in batches. :func:`flame_vertices` turns a sequence's tracking (store group or
 xarray Dataset) into a dask array computed chunk by chunk; :func:`open_flame_meshes` reads the meshes that
 :func:`nersemble_zarr.pipelines.flame.write_flame_to_store` wrote (``<sequence>/flame_v<version>/vertices``,
 ``<benchmark>/flame_faces``).
@@ -21,6 +22,7 @@ import torch
 from ..core import schema
 from ..core.schema import faces_array_path, flame_group
 from ..core.errors import NersembleZarrError
+from ..read.camera import pose_from_euler
 from .model import (
     DEFAULT_CHUNK_SIZE,
     N_EXPRESSION,
@@ -213,8 +215,51 @@ class FlameProvider:
 
     @property
     def faces(self) -> np.ndarray:
-        """Triangles ``(9976, 3) int64`` (vertex indices)."""
-        return self.flame_model.faces
+        """Triangles ``(9976, 3) int64`` (vertex indices; the dtype of ``get_mesh(t).faces``)."""
+        return np.asarray(self.flame_model.faces, dtype=np.int64)
+
+    # The official provider's tensors (float32 torch, as it builds them from the tracking) ------------
+
+    @property
+    def shape_params(self) -> torch.Tensor:
+        """``(1, 300)`` float32 shape coefficients."""
+        return torch.as_tensor(np.asarray(self.params.shape, dtype=np.float32).reshape(1, -1))
+
+    @property
+    def expr_params(self) -> torch.Tensor:
+        """``(T, 100)`` float32 expression coefficients."""
+        return torch.as_tensor(np.asarray(self.params.expression, dtype=np.float32))
+
+    @property
+    def pose_params(self) -> torch.Tensor:
+        """``(T, 6)`` float32: zeros (the global rotation is applied separately) then ``jaw``."""
+        jaw = torch.as_tensor(np.asarray(self.params.jaw, dtype=np.float32))
+        return torch.cat([torch.zeros_like(jaw), jaw], dim=-1)
+
+    @property
+    def neck_pose(self) -> torch.Tensor:
+        """``(T, 3)`` float32 neck rotation (axis-angle)."""
+        return torch.as_tensor(np.asarray(self.params.neck, dtype=np.float32))
+
+    @property
+    def eyes_pose(self) -> torch.Tensor:
+        """``(T, 6)`` float32 eye rotations (axis-angle, left then right)."""
+        return torch.as_tensor(np.asarray(self.params.eyes, dtype=np.float32))
+
+    @property
+    def rotation(self) -> torch.Tensor:
+        """``(T, 3)`` float32 head rotation (Euler XYZ, radians) of the model → world transform."""
+        return torch.as_tensor(np.asarray(self.params.rotation, dtype=np.float32))
+
+    @property
+    def translation(self) -> torch.Tensor:
+        """``(T, 3)`` float32 translation (metres) of the model → world transform."""
+        return torch.as_tensor(np.asarray(self.params.translation, dtype=np.float32))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """``(1, 1)`` float32 scale of the model → world transform."""
+        return torch.tensor([[self.params.scale]], dtype=torch.float32)
 
     @property
     def frames(self) -> np.ndarray:
@@ -262,11 +307,20 @@ class FlameProvider:
         """World-space landmarks ``(L, 3) float32`` of one timestep (needs the landmark embedding files)."""
         return self.landmarks([timestep])[0]
 
-    def get_mesh(self, timestep: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(vertices (5023, 3) float32, faces (9976, 3) int64)`` of one timestep (the official returns a trimesh)."""
-        return self.get_vertices(timestep), self.faces
+    def get_mesh(self, timestep: int) -> Any:
+        """The world-space mesh of one timestep as the official provider returns it: a ``trimesh.Trimesh`` built with
+        ``process=False`` (``vertices (5023, 3)`` float64 as trimesh stores them, from float32; ``faces (9976, 3)``
+        int64)."""
+        return self.create_mesh(self.get_vertices(timestep))
 
-    def get_model_to_world_transformation(self, timestep: int) -> np.ndarray:
+    def create_mesh(self, vertices: np.ndarray) -> Any:
+        """``trimesh.Trimesh(vertices, faces, process=False)``: ``vertices (5023, 3)`` with this model's faces, no
+        merging or reordering (vertex ``i`` stays FLAME vertex ``i``)."""
+        import trimesh
+
+        return trimesh.Trimesh(vertices, self.faces, process=False)
+
+    def _model_to_world64(self, timestep: int) -> np.ndarray:
         """``(4, 4) float64``: ``[[scale · R_xyz(rotation[t]), translation[t]], [0, 0, 0, 1]]``."""
         i = self._index([timestep])
         p = self.params
@@ -275,13 +329,24 @@ class FlameProvider:
         )
         return m[0].numpy()
 
+    def get_model_to_world_transformation(self, timestep: int) -> Any:
+        """The official ``Pose``: ``(4, 4) float32``, ``[[scale · R_XYZ(rotation[t]), translation[t]], [0, 0, 0, 1]]``,
+        built as the official provider builds it (``Pose.from_euler(rotation[t], translation[t], 'XYZ')``, then the
+        rotation block times ``scale``); pose type WORLD_2_CAM as dreifus's default there. A dreifus ``Pose`` when
+        dreifus is installed, :class:`nersemble_zarr.read.camera.Pose` otherwise; ``.numpy()`` gives the array."""
+        i = int(self._index([timestep])[0])
+        p = self.params
+        pose = pose_from_euler(np.asarray(p.rotation[i], dtype=np.float32), np.asarray(p.translation[i], dtype=np.float32))
+        pose[:3, :3] *= np.float32(p.scale).item()
+        return pose
+
     def apply_model_to_world_transformation(self, points: np.ndarray | torch.Tensor, timestep: int) -> np.ndarray | torch.Tensor:
         """Model-space points ``(..., 3)`` → world space with timestep ``timestep``'s transform.
 
         A tensor (e.g. the official ``(B, V, 3)``) comes back as a tensor of its dtype and device; anything
         else as float32 numpy.
         """
-        m = self.get_model_to_world_transformation(timestep)
+        m = self._model_to_world64(timestep)
         if isinstance(points, torch.Tensor):
             mt = torch.as_tensor(m, dtype=points.dtype, device=points.device)
             return points @ mt[:3, :3].T + mt[:3, 3]
@@ -378,7 +443,7 @@ def open_flame_meshes(
     """The meshes ``nersemble-zarr flame`` wrote for one sequence, as a lazy ``xarray.Dataset``.
 
     ``vertices (frame, vertex, xyz) float32`` (metres, world coordinates; dask, one chunk per stored chunk),
-    coordinate ``frame`` (video frame index) and ``faces (face, corner) int32``. Raises
+    coordinate ``frame`` (video frame index) and ``faces (face, corner) int64`` (stores written before faces were int64 hold int32: read as int64). Raises
     :class:`NersembleZarrError` if the sequence's meshes are missing or not completely written.
     """
     import xarray as xr
@@ -408,5 +473,5 @@ def open_flame_meshes(
         ds = xr.open_dataset(zstore, engine="zarr", group=path, chunks={}, consolidated=False, zarr_format=3)
         ds = guard_dataset(ds, group)  # every chunk read through the integrity guard
         faces = zarr.open_array(zstore, path=faces_array_path(benchmark), mode="r", zarr_format=3)
-    ds["faces"] = (FACES_DIMS, read(faces), dict(faces.attrs))
+    ds["faces"] = (FACES_DIMS, np.asarray(read(faces), dtype=np.int64), dict(faces.attrs))
     return ds

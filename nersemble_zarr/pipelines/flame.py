@@ -98,7 +98,7 @@ def write_flame_to_store(
 
     Per sequence: ``<seq>/flame_v<version>/vertices (frame, vertex, xyz) float32`` (metres, world coordinates,
     chunks of ``frames_per_chunk`` frames) and its ``frame`` coordinate (video frame index); per benchmark
-    with tracking: ``<benchmark>/flame_faces (face, corner) int32``. Attrs name the model file and its SHA-256.
+    with tracking: ``<benchmark>/flame_faces (face, corner) int64`` (trimesh's face dtype, as the official mesh). Attrs name the model file and its SHA-256.
     A sequence's group is marked ``complete`` last; a rerun skips complete sequences evaluated with the same
     model and rewrites the rest. Chunks are evaluated in parallel by :func:`~nersemble_zarr.jobs.runner.run_jobs`:
     on ``threads`` threads here (default: one per core), on ``workers`` local worker processes, or on the
@@ -209,8 +209,8 @@ def _write_faces(root: Any, benchmark: str, model: FlameModel, model_attrs: dict
         if existing.attrs.get(schema.COMPLETE_ATTR, False) and existing.attrs.get(MODEL_SHA_ATTR) == model.sha256:
             return
     faces = root.create_array(
-        path, shape=(N_FACES, 3), dtype="int32", chunks=(N_FACES, 3), dimension_names=FACES_DIMS, overwrite=True, **schema.chunk_codecs()
+        path, shape=(N_FACES, 3), dtype="int64", chunks=(N_FACES, 3), dimension_names=FACES_DIMS, overwrite=True, **schema.chunk_codecs()
     )
-    faces[...] = model.faces.astype(np.int32)
+    faces[...] = model.faces.astype(np.int64)
     faces.update_attributes({"description": "FLAME triangles: vertex indices into flame_v*/vertices", **model_attrs})
     faces.update_attributes({schema.COMPLETE_ATTR: True})

@@ -291,6 +291,46 @@ class Pose(np.ndarray):
         """Negates column ``axis`` of the rotation in place (changes the camera convention; CAM_2_WORLD poses)."""
         self[:3, axis] *= -1
 
+    def set_rotation_euler(self, order: str, euler_x: Any = 0, euler_y: Optional[float] = None, euler_z: Optional[float] = None) -> None:
+        angles = list(np.asarray(euler_x).reshape(-1)) if np.ndim(euler_x) > 0 else [euler_x, euler_y, euler_z]
+        self[:3, :3] = _rotation().from_euler(order, [0 if a is None else a for a in angles]).as_matrix()
+
+    def rotate_euler(self, order: str, euler_x: Any = 0, euler_y: Optional[float] = None, euler_z: Optional[float] = None,
+                     inplace: bool = True) -> Pose:
+        """Adds Euler angles to the pose's own (``get_euler_angles(order)`` + given), as dreifus."""
+        pose = self if inplace else self.copy()
+        angles = list(np.asarray(euler_x).reshape(-1)) if np.ndim(euler_x) > 0 else [euler_x, euler_y, euler_z]
+        pose.set_rotation_euler(order, pose.get_euler_angles(order) + Vec3([0 if a is None else a for a in angles]))
+        return pose
+
+    def swap_axes(self, permutation: Sequence[Union[int, str]], inplace: bool = True) -> Pose:
+        """Permutes/negates the pose's rows, e.g. ``['-x', 'y', 'z']`` (flips the world around the origin), as dreifus."""
+        pose = self if inplace else self.copy()
+        switcher = np.zeros((4, 4))
+        for i, a in enumerate(permutation):
+            axis = a if isinstance(a, int) else "xyz".index(a[-1])
+            switcher[i, axis] = -1 if isinstance(a, str) and a.startswith("-") else 1
+        switcher[3, 3] = 1
+        pose[:, :] = switcher @ np.array(pose)
+        return pose
+
+    def look_at(self, at: Any, up: Any = (0.0, 0.0, 1.0)) -> None:
+        """Rotates a CAM_2_WORLD OpenCV pose in place to look from its position at ``at`` with world ``up``, as dreifus."""
+        if self.pose_type != PoseType.CAM_2_WORLD or self.camera_coordinate_convention != CameraCoordinateConvention.OPEN_CV:
+            raise AssertionError("look_at() needs a CAM_2_WORLD pose in the OPEN_CV convention")
+        eye = self.get_translation()
+        z_axis = Vec3(Vec3(at) - eye).normalize()
+        x_axis = Vec3(z_axis.cross(Vec3(up))).normalize()
+        y_axis = -Vec3(Vec3(x_axis.cross(z_axis)).normalize())
+        self.set_rotation_matrix(np.array([x_axis, y_axis, z_axis]).T)
+        self.set_translation(eye)
+
+    def calculate_rigid_transformation_to(self, other: Pose) -> Pose:
+        """The CAM_2_CAM transform ``T`` with ``T @ self = other`` (both as CAM_2_WORLD), as dreifus."""
+        source = self.change_pose_type(PoseType.CAM_2_WORLD, inplace=False)
+        target = other.change_pose_type(PoseType.CAM_2_WORLD, inplace=False)
+        return target @ source.invert()
+
     # -- conversions ------------------------------------------------------------------------------
 
     def invert(self, inplace: bool = False) -> Pose:

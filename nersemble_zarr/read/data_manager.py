@@ -17,32 +17,43 @@ Cameras, levels, completeness and calibration come from the one sequence resolve
 completely converted are left out of ``list_serials`` with an ``IncompleteStoreWarning``, and loading one
 raises :class:`DataManagerError` naming it.
 
-Differences, by design: ``calibration`` values are plain ``(4, 4)``/``(3, 3)`` float64 arrays (the
-official dreifus ``Pose``/``Intrinsics`` subclass ndarray with the same values); ``load_all_images``
-with ``scale`` uses the stored area-averaged level rather than the official on-the-fly resize.
+Calibration: ``world_2_cam[serial]`` is a float32 ``Pose`` (``WORLD_2_CAM``, OpenCV) and ``intrinsics[serial]``
+a float32 ``Intrinsics``, as the official dreifus objects: real dreifus objects when dreifus is installed, else
+:mod:`nersemble_zarr.read.camera`'s compatible classes (``invert()``, ``change_pose_type()``,
+``get_look_direction()``, ``.fx``, ``rescale()``, ...). The ``get_*_path`` methods return where the raw file
+was when the store was converted (the root attrs' ``source_path``), checked as described there.
+
+Differences, by design: ``load_all_images`` with ``scale`` uses the stored area-averaged level rather than
+the official on-the-fly resize; the ``get_*_path`` methods raise :class:`DataManagerError` when the store
+records no raw folder, or when the store holds the asset but its raw file is gone (``check=False``: no check).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import zarr
 
 from ..core import schema
+from ..core import benchmark as bm
 from ..core.benchmark import MONO, NVS, check_participant, participant_dir
 from ..imaging import area_average
 from ..storage.integrity import GuardedArray, read
+from .camera import make_intrinsics, make_pose
 from .resolver import (
     ResolvedSequence,
     StoreLike,
     StoreReadError,
     check_every_nth,
     check_timestep,
+    describe_store,
+    has_group,
     level_of,
     open_root,
     read_calibration,
+    read_timesteps,
     resolve_sequence,
     sequences_in,
 )
@@ -53,7 +64,6 @@ class DataManagerError(StoreReadError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-    read_timesteps,
 
 
 class _StoreDataManager:
@@ -124,14 +134,18 @@ class _StoreDataManager:
     # ------------------------------------------------------------------------------------------
 
     def load_camera_calibration(self) -> Any:
-        """``CameraParams`` with ``world_2_cam[serial]`` ``(4, 4) float64`` (OpenCV, world → camera, metres)
-        and ``intrinsics[serial]`` ``(3, 3) float64`` (full-resolution pixels) for all 16 cameras."""
+        """``CameraParams`` for all 16 cameras, as the official loader builds it: ``world_2_cam[serial]`` a
+        ``(4, 4) float32`` ``Pose`` (``pose_type`` WORLD_2_CAM, ``camera_coordinate_convention`` OPEN_CV, metres)
+        and ``intrinsics[serial]`` a ``(3, 3) float32`` ``Intrinsics`` (full-resolution pixels); the stored
+        float64 values rounded to float32 exactly as dreifus rounds the JSON's. dreifus objects when dreifus is
+        installed, :mod:`nersemble_zarr.read.camera`'s otherwise (same methods and semantics). Fresh objects on
+        each call (dreifus's ``rescale``/``change_pose_type`` work in place)."""
         from ..raw.calibration import CameraParams
 
         calib = read_calibration(self._root(), self._benchmark, self._participant_id, error=DataManagerError)
         return CameraParams(
-            world_2_cam={s: calib.world_2_cam[i] for i, s in enumerate(calib.serials)},
-            intrinsics={s: calib.intrinsics[i] for i, s in enumerate(calib.serials)},
+            world_2_cam={s: make_pose(calib.world_2_cam[i]) for i, s in enumerate(calib.serials)},
+            intrinsics={s: make_intrinsics(calib.intrinsics[i]) for i, s in enumerate(calib.serials)},
         )
 
     def list_sequences(self) -> list[str]:
@@ -221,6 +235,72 @@ class _StoreDataManager:
             return [image / 255. for image in block]
         return list(block)
 
+    # ------------------------------------------------------------------------------------------
+    # Paths (official API): where the raw files were when the store was converted
+    # ------------------------------------------------------------------------------------------
+
+    def _raw_path(
+        self, relative: str, what: str, held: Callable[[], bool], loader: str, check: bool, group: str | None = None,
+    ) -> str:
+        """``<raw folder>/<benchmark>/<relative>`` with the raw folder recorded by convert (root attrs
+        ``source_path``). ``check``: if the store holds the asset (``held()``) its raw file must still be there
+        (and, for a group recording ``source_bytes``, have that size); an asset the store does not hold gets
+        the path where the official toolkit would look, as it does (nothing may be there)."""
+        info = self._root().attrs.get(schema.ROOT_ATTR) or {}
+        raw = info.get("source_path") if isinstance(info, dict) else None
+        if not raw:
+            raise DataManagerError(
+                f"{describe_store(self._store_spec)}: the store records no raw folder (converted by a nersemble-zarr "
+                f"before 'source_path' was recorded), so there is no source path for {what}; the store's data loads "
+                f"with {loader} (convert into a new store to record the folder)"
+            )
+        path = f"{raw}/{self._benchmark}/{relative}"
+        if check and held():
+            if not os.path.exists(path):
+                raise DataManagerError(
+                    f"{what}: the store was converted from {path}, which no longer exists (raw folder moved or "
+                    f"deleted); the store holds the data: use {loader} (or check=False for the path alone)"
+                )
+            expected = self._root()[group].attrs.get("source_bytes") if group is not None else None
+            if expected is not None and os.path.getsize(path) != int(expected):
+                raise DataManagerError(
+                    f"{what}: {path} has changed since the store was converted from it ({os.path.getsize(path)} "
+                    f"bytes, converted from {int(expected)} bytes); the store holds the converted data: use {loader}"
+                )
+        return path
+
+    def _holds(self, probe: Callable[[], Any]) -> bool:
+        try:
+            probe()
+        except DataManagerError:
+            return False
+        return True
+
+    def get_camera_calibration_path(self, *, check: bool = True) -> str:
+        """``<raw>/<benchmark>/<pid>/calibration/camera_params.json`` the calibration was converted from."""
+        group = schema.calibration_group(self._benchmark, self._participant_id)
+        return self._raw_path(
+            bm.calibration_path(self._participant_id), f"{self._benchmark} participant "
+            f"{participant_dir(self._participant_id)} calibration", lambda: has_group(self._root(), group),
+            "load_camera_calibration()", check, group,
+        )
+
+    def get_images_path(self, sequence_name: str, serial: str, *, check: bool = True) -> str:
+        """``<raw>/<benchmark>/<pid>/sequences/<seq>/images/cam_<serial>.mp4`` (the RGB video converted)."""
+        return self._raw_path(
+            bm.video_path(self._participant_id, sequence_name, serial, "images"),
+            f"{self._where(sequence_name)} camera {serial} images", lambda: self.has_video(sequence_name, serial),
+            "load_image()", check,
+        )
+
+    def get_alpha_maps_path(self, sequence_name: str, serial: str, *, check: bool = True) -> str:
+        """``<raw>/<benchmark>/<pid>/sequences/<seq>/alpha_maps/cam_<serial>.mp4`` (the alpha video converted)."""
+        return self._raw_path(
+            bm.video_path(self._participant_id, sequence_name, serial, "alpha_maps"),
+            f"{self._where(sequence_name)} camera {serial} alpha maps", lambda: self.has_video(sequence_name, serial),
+            "load_alpha_map()", check,
+        )
+
     # Extras beyond the official API ----------------------------------------------------------
 
     def load_all_alpha_maps(
@@ -254,6 +334,17 @@ class NVSDataManager(_StoreDataManager):
             normals = np.zeros((0, 3), dtype=np.float32)
         return points, colors, normals
 
+    def get_pointcloud_path(self, sequence_name: str, timestep: int, *, check: bool = True) -> str:
+        """``<raw>/nvs/<pid>/sequences/<seq>/pointclouds/frame_<t:05d>.pcd``. A timestep the store holds no cloud
+        of gets the path where the official toolkit looks (usually nothing there: downloads hold timestep 0)."""
+        timestep = check_timestep(timestep)
+        return self._raw_path(
+            bm.pointcloud_path(self._participant_id, sequence_name, timestep),
+            f"{self._where(sequence_name)} point cloud at timestep {timestep}",
+            lambda: self._holds(lambda: self._resolve(sequence_name).cloud_rows(timestep, error=DataManagerError)),
+            "load_pointcloud()", check,
+        )
+
 
 class MonoFlameAvatarDataManager(_StoreDataManager):
     """The monocular FLAME avatar benchmark of one participant (official ``MonoFlameAvatarDataManager`` API)."""
@@ -277,4 +368,19 @@ class MonoFlameAvatarDataManager(_StoreDataManager):
         values["shape"] = values["shape"].reshape(1, -1)
         values["scale"] = np.asarray(values["scale"]).reshape(1, 1)
         return FlameTracking(frames=read_timesteps(group), **values)
+
+    def get_flame_tracking_path(self, sequence_name: str, version: int = schema.CURRENT_TRACKING_VERSION, *, check: bool = True) -> str:
+        """``<raw>/mono_flame_avatar/<pid>/sequences/<seq>/tracking/flame2023_tracking[_v2].npz`` (``version`` 1 or 2)."""
+        if version not in bm.TRACKING_FILES:
+            raise ValueError(f"tracking version must be one of {sorted(bm.TRACKING_FILES)}, not {version!r}")
+        name = schema.tracking_group_name(version)
+
+        def held() -> bool:
+            return self._holds(lambda: self._resolve(sequence_name).group(name, "FLAME tracking", required=True, error=DataManagerError))
+
+        group = schema.tracking_group(self._benchmark, self._participant_id, sequence_name, version)
+        return self._raw_path(
+            bm.tracking_path(self._participant_id, sequence_name, version),
+            f"{self._where(sequence_name)} FLAME tracking v{version}", held, "load_flame_tracking()", check, group,
+        )
 
