@@ -102,7 +102,8 @@ def test_calibration_has_all_16_cameras_with_their_split(sample_root: Path, conv
         for p in _participants(sample_root, benchmark):
             params = read_camera_params(sample_root / benchmark / bm.calibration_path(p))
             g = root[schema.calibration_group(benchmark, p)]
-            serials = [str(s) for s in g[schema.SERIAL][:]]
+            assert g[schema.CAMERA].metadata.dimension_names == (schema.CAMERA,)
+            serials = [str(s) for s in g[schema.CAMERA][:]]
             assert serials == list(bm.SERIALS)
             assert np.array_equal(g[schema.WORLD_2_CAM][:], np.stack([params.world_2_cam[s] for s in serials]))
             assert np.array_equal(g[schema.INTRINSICS][:], np.stack([params.intrinsics[s] for s in serials]))
@@ -145,7 +146,7 @@ def test_tracking_v1_and_v2_of_train_and_test_sequences_equal_their_npz(sample_r
             src = read_tracking(sample_root / bm.MONO / bm.tracking_path(p, s, v))
             g = root[schema.tracking_group(bm.MONO, p, s, v)]
             assert g.attrs["version"] == v and g.attrs["current"] is (v == 2) and g.attrs[schema.COMPLETE_ATTR]
-            assert np.array_equal(g[schema.FRAME][:], src.frames.reshape(-1))
+            assert g[schema.TIMESTEP].dtype == np.int64 and np.array_equal(g[schema.TIMESTEP][:], src.frames.reshape(-1))
             for name, (dims, _) in schema.TRACKING_VARIABLES.items():
                 value = np.asarray(getattr(src, name))
                 assert np.array_equal(np.asarray(g[name][...]).reshape(value.shape), value), f"{s} v{v} {name}"
@@ -164,7 +165,8 @@ def test_store_opens_as_an_xarray_datatree_with_dims_from_zarr(converted_store: 
     ds = tree["nvs/388/GLASSES"].to_dataset()
     assert ds["images"].dims == schema.IMAGES_DIMS and ds["images"].dtype == np.uint8
     assert list(ds.camera.values) == list(bm.NVS_BENCHMARK.train_serials)
-    assert "frame" in tree[f"mono_flame_avatar/393/EXP-1-head/{schema.tracking_group_name(2)}"].dims
+    assert "timestep" in tree[f"mono_flame_avatar/393/EXP-1-head/{schema.tracking_group_name(2)}"].dims
+    assert tree["nvs/388/calibration"]["world_2_cam"].dims == ("camera", "w2c_row", "w2c_col")
 
 
 def test_rerun_skips_complete_units_and_changes_nothing(sample_root: Path, tmp_path: Path):

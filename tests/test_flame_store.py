@@ -32,7 +32,7 @@ SEQUENCES = ((393, "EXP-1-head", 70), (393, "FREE", 23))
 def _write_tracking_group(root: zarr.Group, participant: int, sequence: str, version: int, tr: FlameTracking, complete: bool = True) -> None:
     """A ``tracking_v<version>`` group laid out as schema.py specifies (what ``convert`` writes)."""
     group = root.create_group(schema.tracking_group(MONO, participant, sequence, version))
-    group.create_array(schema.FRAME, data=np.asarray(tr.frames, dtype=np.int64), dimension_names=(schema.FRAME,))
+    group.create_array(schema.TIMESTEP, data=np.asarray(tr.frames, dtype=np.int64), dimension_names=(schema.TIMESTEP,))
     for name, (dims, dtype) in schema.TRACKING_VARIABLES.items():
         data = np.asarray(getattr(tr, name)).astype(dtype)
         data = data.reshape(-1) if name == "shape" else data.reshape(()) if name == "scale" else data
@@ -136,20 +136,21 @@ def test_store_holds_faces_once_and_provenance_attrs(store: Path, model: FlameMo
     participant, sequence, n = SEQUENCES[0]
     group = root[flame_group(MONO, participant, sequence, 2)]
     verts = group["vertices"]
-    assert verts.metadata.dimension_names == ("frame", "vertex", "xyz") and verts.dtype == np.float32
+    assert verts.metadata.dimension_names == ("timestep", "vertex", "xyz") and verts.dtype == np.float32
     assert verts.chunks == (64, 5023, 3)
     assert verts.attrs["units"] == "metres" and "world" in verts.attrs["coordinates"]
     assert group.attrs["flame_model"] == "flame2023.pkl" and group.attrs["flame_model_sha256"] == model.sha256
     assert group.attrs[schema.COMPLETE_ATTR] is True
-    np.testing.assert_array_equal(group[schema.FRAME][...], np.arange(3, 3 + n))
+    assert group[schema.TIMESTEP].dtype == np.int64 and group[schema.TIMESTEP].metadata.dimension_names == ("timestep",)
+    np.testing.assert_array_equal(group[schema.TIMESTEP][...], np.arange(3, 3 + n))
 
 
 def test_written_meshes_open_with_xarray_and_in_the_whole_tree(store: Path, model: FlameModel) -> None:
     write_flame_to_store(store, model, version=1, progress=False)
     participant, sequence, n = SEQUENCES[1]
     ds = xr.open_dataset(store, engine="zarr", group=flame_group(MONO, participant, sequence, 1), chunks={})
-    assert ds["vertices"].dims == ("frame", "vertex", "xyz") and ds.sizes["frame"] == n
-    np.testing.assert_array_equal(ds["frame"].values, np.arange(3, 3 + n))
+    assert ds["vertices"].dims == ("timestep", "vertex", "xyz") and ds.sizes["timestep"] == n
+    np.testing.assert_array_equal(ds["timestep"].values, np.arange(3, 3 + n))
     np.testing.assert_array_equal(ds["vertices"].values, _vertices(store, participant, sequence, 1))
     tree = xr.open_datatree(store, engine="zarr", chunks={})
     assert tree[f"{flame_group(MONO, participant, sequence, 1)}"]["vertices"].shape == (n, 5023, 3)
@@ -226,14 +227,14 @@ def test_end_to_end_sample_convert_flame_equals_the_raw_tracking(sample_root: Pa
         provider = FlameProvider(sample_root / MONO / tracking_path(participant, sequence, 2), model)
         stored = xr.open_dataset(store, engine="zarr", group=flame_group(MONO, participant, sequence, 2), chunks={})
         np.testing.assert_allclose(stored["vertices"].values, provider.vertices(), atol=1e-6)
-        np.testing.assert_array_equal(stored["frame"].values, provider.frames)
+        np.testing.assert_array_equal(stored["timestep"].values, provider.frames)
         lazy = flame_vertices(open_sequence(store, MONO, participant, sequence), flame_model=model)
         np.testing.assert_allclose(lazy.compute(), provider.vertices(), atol=1e-6)
     from nersemble_zarr.read.store import open_store
 
     tree = open_store(store)  # the meshes fit into the whole store's DataTree next to images and tracking
     node = tree[flame_group(MONO, participant, sequences[0], 2)]
-    assert node["vertices"].dims == ("frame", "vertex", "xyz") and tree[faces_array_path(MONO)].shape == (9976, 3)
+    assert node["vertices"].dims == ("timestep", "vertex", "xyz") and tree[faces_array_path(MONO)].shape == (9976, 3)
 
 
 def test_open_flame_meshes_returns_vertices_and_faces_and_refuses_unfinished(store: Path, model: FlameModel) -> None:
@@ -245,7 +246,7 @@ def test_open_flame_meshes_returns_vertices_and_faces_and_refuses_unfinished(sto
         open_flame_meshes(store, MONO, participant, sequence)
     write_flame_to_store(store, model, progress=False)
     ds = open_flame_meshes(store, MONO, participant, sequence)
-    assert ds["vertices"].dims == ("frame", "vertex", "xyz") and ds["vertices"].chunks[0] == (64, n - 64)
+    assert ds["vertices"].dims == ("timestep", "vertex", "xyz") and ds["vertices"].chunks[0] == (64, n - 64)
     np.testing.assert_array_equal(ds["faces"].values, model.faces)
     np.testing.assert_array_equal(ds["vertices"].values, _vertices(store, participant, sequence))
     zarr.open_group(store, mode="r+", path=flame_group(MONO, participant, sequence, 2)).update_attributes({schema.COMPLETE_ATTR: False})

@@ -7,7 +7,7 @@ import click
 from nersemble_zarr.cli.options import (
     emit_report, json_option, parallel_kwargs, parallel_options, participant_option, progress_option,
 )
-from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
+from nersemble_zarr.core.benchmark import ALL_BENCHMARK_NAMES, SVFR, check_selection
 
 _METADATA_HELP = (
     "Frame counts to enforce: a raw benchmark folder (holding <benchmark>/metadata.json), a metadata.json "
@@ -17,7 +17,7 @@ _METADATA_HELP = (
 
 @click.command()
 @click.argument("renders")
-@click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
+@click.argument("benchmark", type=click.Choice(ALL_BENCHMARK_NAMES))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The submission zip to write.")
 @click.option("--metadata", "-m", default=None, help=_METADATA_HELP + "  [default: no frame-count check]")
 @participant_option(default_help="all in RENDERS")
@@ -29,6 +29,11 @@ _METADATA_HELP = (
 @click.option("--no-finalize", is_flag=True,
               help="Keep the videos staged in <out>.partial/ instead of writing the zip (finish later with --append).")
 @click.option("--float-input", is_flag=True, help="Accept float renders in [0, 1] (else uint8 0-255 is required).")
+@click.option("--faces", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="svfr: the mesh faces (F, 3) int as a .npy file, when MESHES holds no 'faces' array.")
+@click.option("--validation", is_flag=True,
+              help="Also accept train cameras (renders of published frames): a zip for `nersemble-zarr evaluate`, "
+                   "not for the server.")
 @progress_option()
 def submit(
     renders: str,
@@ -44,6 +49,8 @@ def submit(
     no_finalize: bool,
     float_input: bool,
     progress: bool,
+    validation: bool = False,
+    faces: str | None = None,
 ) -> None:
     """Encode the renders in RENDERS into a BENCHMARK submission zip (H.264, crf 14, yuv420p).
 
@@ -51,7 +58,16 @@ def submit(
     (T, H, W, 3) uint8, or per sequence an `images` array (camera, T, H, W, 3) with a `camera`
     coordinate. Every video is checked (scored camera, shape, dtype, frame count) before any is
     encoded; the zip appears at --out only when complete.
+
+    For svfr, RENDERS is a Zarr group (or .npz) of meshes: `posed` and/or `neutral` vertices (N, V, 3),
+    `faces` (F, 3) (or --faces), optional `landmarks_posed`/`landmarks_neutral` (N, 7, 3) NoW landmarks
+    (required unless V is 5023, FLAME topology) and optional `keys` (N,) strings PID/FOLDER
+    (e.g. 017/EMO-1-shout+laugh_156_221501007); without `keys`, N is 391 in official order.
     """
+    if benchmark == SVFR:
+        _submit_svfr(renders, out, faces, participants, workers, scheduler, threads, append, overwrite,
+                     no_finalize, progress, metadata=metadata, float_input=float_input, validation=validation)
+        return
     from nersemble_zarr.core.benchmark import get_benchmark
     from nersemble_zarr.submission.writer import staging_folder, write_submission
 
@@ -64,7 +80,7 @@ def submit(
     result, encoded = write_submission(
         renders, benchmark, out, metadata=metadata, mode="a" if append else "w",
         participants=participants or None, float_input=float_input, overwrite=overwrite,
-        finalize=not no_finalize, progress=progress, **parallel,
+        finalize=not no_finalize, progress=progress, validation=validation, **parallel,
     )
     n_scored = len(get_benchmark(benchmark).submission_keys())
     if no_finalize:
@@ -82,9 +98,41 @@ def submit(
         click.echo(f"the submission is incomplete: run `nersemble-zarr validate {result} {benchmark}` to list what is missing")
 
 
+def _submit_svfr(meshes: str, out: str, faces: str | None, participants: tuple[int, ...], workers: int | None,
+                 scheduler: str | None, threads: int | None, append: bool, overwrite: bool, no_finalize: bool,
+                 progress: bool, **video_only: object) -> None:
+    """``submit MESHES svfr``: write the meshes, print one summary line."""
+    from nersemble_zarr.core.benchmark import SVFR_IMAGE_KEYS
+    from nersemble_zarr.submission.staging import staging_folder
+    from nersemble_zarr.submission.svfr import write_svfr_from
+
+    given = [f"--{k.replace('_', '-')}" for k, v in video_only.items() if v]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} apply to the video benchmarks, not to svfr")
+    check_selection([SVFR], participants)
+    parallel = parallel_kwargs(write_svfr_from, workers, scheduler, threads)
+    staging = staging_folder(out)
+    if staging.exists() and not append:
+        click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
+                   f"(--append continues it instead)", err=True)
+    result, written = write_svfr_from(meshes, out, faces=faces, participants=participants or None,
+                                      mode="a" if append else "w", overwrite=overwrite, finalize=not no_finalize,
+                                      progress=progress, **parallel)
+    names = [p.relative_to(result).as_posix() for p in result.rglob("mesh_*.ply")] if no_finalize else None
+    if names is None:
+        import zipfile
+
+        with zipfile.ZipFile(result) as zf:
+            names = zf.namelist()
+    counts = ", ".join(f"{t} {sum(n.endswith(f'/mesh_{t}.ply') for n in names)}/{len(SVFR_IMAGE_KEYS)}"
+                       for t in ("posed", "neutral"))
+    where = f"{result} (staged, not finalized)" if no_finalize else str(result)
+    click.echo(f"wrote {len(written)} meshes; {where} holds {counts}")
+
+
 @click.command()
 @click.argument("zip_path", metavar="ZIP", type=click.Path(dir_okay=False))
-@click.argument("benchmark", type=click.Choice(BENCHMARK_NAMES))
+@click.argument("benchmark", type=click.Choice(ALL_BENCHMARK_NAMES))
 @click.option("--metadata", "-m", default=None,
               help=_METADATA_HELP + "  [default: frame counts only compared between cameras]")
 @participant_option(default_help="all; fewer for a partial submission")
@@ -94,13 +142,19 @@ def validate(
     zip_path: str, benchmark: str, metadata: str | None, participants: tuple[int, ...], json_out: str | None,
     progress: bool,
 ) -> None:
-    """Check a BENCHMARK submission ZIP offline, decoding every video; exit code 1 on any problem.
+    """Check a BENCHMARK submission ZIP offline, decoding every video (svfr: parsing every mesh); exit code 1 on
+    any problem.
 
     Checks: every expected video present, no extra files or foreign folders, no absolute/'..'
     paths, no duplicates, each video decodes to the end with the metadata's frame count, at the
     benchmark's resolution and fps, H.264 in yuv420p. A crf other than 14 is a warning.
+    svfr: what the official validator reports (missing/empty meshes, missing or misshaped landmarks,
+    unexpected files, no task) plus unparsable PLY, face indices out of range, NaN/inf vertices,
+    degenerate meshes and keys spelled with the unpadded timestep.
     """
     check_selection([benchmark], participants)
+    if benchmark == SVFR and metadata is not None:
+        raise click.UsageError("--metadata applies to the video benchmarks, not to svfr")
     from nersemble_zarr.submission.validate import format_report, validate_submission
 
     report = validate_submission(

@@ -179,16 +179,26 @@ POINT_CHUNK = 1 << 18
 # npz holds non-integer frames such as NaN)
 #: name -> (dims, dtype); ``shape``/``scale`` are stored without the npz's leading 1-axes.
 TRACKING_VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
-    "expression": ((FRAME, "expression_coeff"), "float32"),
-    "rotation": ((FRAME, "axis"), "float32"),
-    "rotation_matrices": ((FRAME, "row", "col"), "float32"),
-    "translation": ((FRAME, "axis"), "float32"),
-    "jaw": ((FRAME, "axis"), "float32"),
-    "neck": ((FRAME, "axis"), "float32"),
-    "eyes": ((FRAME, "eye_param"), "float32"),
+    "expression": ((TIMESTEP, "expression_coeff"), "float32"),
+    "rotation": ((TIMESTEP, "axis"), "float32"),
+    "rotation_matrices": ((TIMESTEP, "row", "col"), "float32"),
+    "translation": ((TIMESTEP, "axis"), "float32"),
+    "jaw": ((TIMESTEP, "axis"), "float32"),
+    "neck": ((TIMESTEP, "axis"), "float32"),
+    "eyes": ((TIMESTEP, "eye_param"), "float32"),
     "shape": (("shape_coeff",), "float32"),
     "scale": ((), "float32"),
 }
+#: FLAME meshes ``flame_v<N>/vertices``.
+FLAME_VERTICES_DIMS = (TIMESTEP, "vertex", "xyz")
+#: The dim xarray readers give tracking (and FLAME meshes) whose timesteps are not the video's: a Dataset (and a
+#: DataTree child) holds one ``timestep`` index, so tracking of other frames keeps this dim of its own there.
+TRACKED_FRAME = "frame"
+
+#: Format-1 name -> current name, of dims and of the coordinate arrays named like them: calibration ``serial``
+#: (now ``camera``), tracking / FLAME mesh ``frame`` (now ``timestep``). Mapped on read in one place
+#: (:func:`nersemble_zarr.read.resolver.current_names`, :func:`~nersemble_zarr.read.resolver.stored_name`).
+FORMAT_1_NAMES: dict[str, str] = {"serial": CAMERA, "frame": TIMESTEP}
 
 # ---------------------------------------------------------------------------------------------
 # Chunking and codecs
@@ -368,7 +378,7 @@ CALIBRATION_ATTRS: dict[str, dict[str, Any]] = {
     WORLD_2_CAM: {"description": "world to camera transform", "convention": "OpenCV", "units": "metres"},
     INTRINSICS: {"description": "camera matrix K for the full-resolution published frames", "units": "pixels"},
     SPLIT: {"description": "'train' (published video) or 'hold_out' (evaluated, no video)"},
-    SERIAL: {"description": "camera serial number"},
+    CAMERA: {"description": "camera serial number"},
 }
 
 POINTCLOUD_ATTRS: dict[str, dict[str, Any]] = {

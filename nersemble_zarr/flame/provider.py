@@ -40,7 +40,7 @@ __all__ = [
 
 # store layout of the evaluated meshes (group names in schema.py)
 VERTICES = "vertices"
-VERTEX_DIMS = (schema.FRAME, "vertex", "xyz")
+VERTEX_DIMS = schema.FLAME_VERTICES_DIMS
 FACES_DIMS = ("face", "corner")
 #: Frames per stored chunk of ``vertices`` (60 KB per frame: 64 frames ≈ 3.9 MB per chunk).
 STORE_CHUNK_FRAMES = 64
@@ -143,7 +143,7 @@ def load_flame_parameters(tracking: Any) -> FlameParameters:
     if xr is not None and isinstance(tracking, xr.Dataset):
         ds = tracking
         source = _dataset_source(ds)
-        frame_dim = ds["expression"].dims[0] if "expression" in ds else schema.FRAME
+        frame_dim = ds["expression"].dims[0] if "expression" in ds else schema.TIMESTEP
         frames = ds[frame_dim].values if frame_dim in ds.coords else None
         return _parameters_from_getter(lambda k: ds[k].values, lambda k: k in ds.data_vars, source, frames)
     import zarr
@@ -155,7 +155,9 @@ def load_flame_parameters(tracking: Any) -> FlameParameters:
         from ..storage.integrity import check_arrays, read
 
         check_arrays(group)  # read through the integrity guard: a missing/corrupt object raises naming it
-        frames = read(group[schema.FRAME]) if schema.FRAME in names else None
+        from ..read.resolver import read_timesteps, stored_name
+
+        frames = read_timesteps(group) if stored_name(names, schema.TIMESTEP) in names else None
         return _parameters_from_getter(lambda k: read(group[k]), lambda k: k in names, source, frames)
     if isinstance(tracking, Mapping):
         return _parameters_from_getter(lambda k: tracking[k], lambda k: k in tracking, "tracking mapping")
@@ -442,8 +444,9 @@ def open_flame_meshes(
 ) -> Any:
     """The meshes ``nersemble-zarr flame`` wrote for one sequence, as a lazy ``xarray.Dataset``.
 
-    ``vertices (frame, vertex, xyz) float32`` (metres, world coordinates; dask, one chunk per stored chunk),
-    coordinate ``frame`` (video frame index) and ``faces (face, corner) int64`` (stores written before faces were int64 hold int32: read as int64). Raises
+    ``vertices (timestep, vertex, xyz) float32`` (metres, world coordinates; dask, one chunk per stored chunk),
+    coordinate ``timestep`` (video frame index, int64; format-1 stores' ``frame`` is read as it) and
+    ``faces (face, corner) int64`` (stores written before faces were int64 hold int32: read as int64). Raises
     :class:`NersembleZarrError` if the sequence's meshes are missing or not completely written.
     """
     import xarray as xr
@@ -451,6 +454,8 @@ def open_flame_meshes(
 
     from ..storage.integrity import check_arrays, check_root, guard_dataset, read, reading, store_name
     from ..read.store import StoreReadError, as_zarr_store
+    from ..read.resolver import current_names
+    from ..storage.markers import is_complete
 
     zstore = as_zarr_store(store, storage_options=storage_options)
     if not check_root(zstore):  # refuses a corrupt root or one without consolidated metadata
@@ -462,7 +467,7 @@ def open_flame_meshes(
             group = zarr.open_group(zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         group = None
-    if group is None or not group.attrs.get(schema.COMPLETE_ATTR, False):
+    if group is None or not is_complete(group):
         state = "not completely written" if group is not None else "not in the store"
         raise NersembleZarrError(
             f"{where}: FLAME meshes v{version} ({path}/) are {state}; run 'nersemble-zarr flame STORE --flame-model PATH"
@@ -471,7 +476,7 @@ def open_flame_meshes(
     check_arrays(group)
     with reading(store_name(zstore), path):
         ds = xr.open_dataset(zstore, engine="zarr", group=path, chunks={}, consolidated=False, zarr_format=3)
-        ds = guard_dataset(ds, group)  # every chunk read through the integrity guard
+        ds = current_names(guard_dataset(ds, group))  # every chunk read through the integrity guard
         faces = zarr.open_array(zstore, path=faces_array_path(benchmark), mode="r", zarr_format=3)
     ds["faces"] = (FACES_DIMS, np.asarray(read(faces), dtype=np.int64), dict(faces.attrs))
     return ds

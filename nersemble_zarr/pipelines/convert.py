@@ -36,10 +36,12 @@ from .. import __version__
 from ..core import benchmark as bm
 from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
-from ..jobs.runner import JobOutcome, run_jobs
+from ..jobs.runner import JobOutcome, default_threads, run_jobs
 from ..storage.location import StoreLocation
 from ..storage.lock import StoreLock
-from ..storage.markers import consolidate
+from ..storage.markers import (
+    INCOMPLETE, complete_cameras, consolidate, has_complete_cameras, is_complete, mark_cameras_complete, mark_complete,
+)
 from ..storage.shards import supports_fast_shards, write_shard
 
 #: Test hook: the driver SIGKILLs itself after marking this many units complete (resume tests).
@@ -374,7 +376,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
     clouds = pointcloud_files(folder, u.benchmark, u.participant, u.sequence or "")
     if not clouds:
         raise RawFormatError(folder, "expected frame_<timestep>.pcd point clouds, found no .pcd file")
-    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes=dict(INCOMPLETE))
     chunk = schema.POINT_CHUNK
     arrays: dict[str, Any] = {}
     pending: dict[str, list[np.ndarray]] = {schema.POINTS: [], schema.COLORS: [], schema.NORMALS: []}
@@ -447,12 +449,12 @@ def _convert_tracking(task: Task, on_frames: Callable[[int], None]) -> int:
 
     tracking = read_tracking(task.source)
     version = int(task.unit.version or 0)
-    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes=dict(INCOMPLETE))
     frames = np.asarray(tracking.frames)
-    if np.issubdtype(frames.dtype, np.floating) and np.all(frames == np.round(frames)):
-        frames = frames.astype(np.int64)
+    if frames.dtype.kind in "iu" or (np.issubdtype(frames.dtype, np.floating) and np.all(frames == np.round(frames))):
+        frames = frames.astype(np.int64)  # int64 like every timestep coordinate (non-integer frames, e.g. NaN, kept)
     group.create_array(
-        schema.FRAME, data=frames.reshape(-1), dimension_names=(schema.FRAME,), **schema.chunk_codecs(),
+        schema.TIMESTEP, data=frames.reshape(-1), dimension_names=(schema.TIMESTEP,), **schema.chunk_codecs(),
         attributes={"description": "timestep (video frame index) of each tracked frame", "source_dtype": str(np.asarray(tracking.frames).dtype)},
     )
     for name, (dims, dtype) in schema.TRACKING_VARIABLES.items():
@@ -484,10 +486,10 @@ def _convert_calibration(task: Task, on_frames: Callable[[int], None]) -> int:
         for key, table in (("world_2_cam", params.world_2_cam), ("intrinsics", params.intrinsics)):
             if serial not in table:
                 raise RawFormatError(task.source, f"expected {key} of all 16 cameras, camera {serial} is missing")
-    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes={schema.COMPLETE_ATTR: False})
+    group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes=dict(INCOMPLETE))
     group.create_array(
-        schema.SERIAL, data=schema.string_array(serials), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
-        attributes=schema.CALIBRATION_ATTRS[schema.SERIAL],
+        schema.CAMERA, data=schema.string_array(serials), dimension_names=(schema.CAMERA,), **schema.chunk_codecs(),
+        attributes=schema.CALIBRATION_ATTRS[schema.CAMERA],
     )
     group.create_array(
         schema.WORLD_2_CAM, data=np.stack([np.asarray(params.world_2_cam[s], np.float64) for s in serials]),
@@ -498,7 +500,7 @@ def _convert_calibration(task: Task, on_frames: Callable[[int], None]) -> int:
         dimension_names=schema.INTRINSICS_DIMS, **schema.chunk_codecs(), attributes=schema.CALIBRATION_ATTRS[schema.INTRINSICS],
     )
     group.create_array(
-        schema.SPLIT, data=schema.string_array([bench.split_of(s) for s in serials]), dimension_names=(schema.SERIAL,), **schema.chunk_codecs(),
+        schema.SPLIT, data=schema.string_array([bench.split_of(s) for s in serials]), dimension_names=(schema.CAMERA,), **schema.chunk_codecs(),
         attributes=schema.CALIBRATION_ATTRS[schema.SPLIT],
     )
     group.attrs.update({"source": task.source_rel, "source_bytes": os.path.getsize(task.source)})
@@ -650,7 +652,7 @@ class MarkIncomplete:
         return f"mark {self.path} incomplete ({self.reason})"
 
     def apply(self, root: zarr.Group) -> None:
-        _ensure_group(root, self.path, {schema.COMPLETE_ATTR: False})
+        _ensure_group(root, self.path, dict(INCOMPLETE))
 
 
 #: One write of the preparation, done in plan order before any unit runs.
@@ -1025,7 +1027,7 @@ def _plan_video(
     if kept:
         k = kept[0]
         size = (int(k.arr.shape[2]), int(k.arr.shape[3]))
-        done = set(k.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        done = set(complete_cameras(k.arr))
         reference = next((str(p) for u, p in zip(k.units, k.paths) if u.serial in done), f"{seq_path}/{k.name} in the store")
     else:
         probed = [sizes[a.paths[i]] for a, i in pending]
@@ -1145,7 +1147,7 @@ def _group_task(
     downloaded"; ``--overwrite`` unmarks a complete group, so nothing says complete while the task
     rewrites it."""
     node = _node(root, target)
-    complete = bool(node.attrs.get(schema.COMPLETE_ATTR, False)) if node is not None else False
+    complete = is_complete(node)
     if complete and not plan.options.overwrite:
         plan.results.append(UnitResult(unit, "skipped"))
     elif not present:
@@ -1155,7 +1157,7 @@ def _group_task(
         if unit.kind == "tracking":  # meshes evaluated from the old tracking: 'nersemble-zarr flame' redoes them
             meshes = schema.flame_group(unit.benchmark, unit.participant, unit.sequence, unit.version)
             m = _node(root, meshes)
-            if m is not None and m.attrs.get(schema.COMPLETE_ATTR, False):
+            if is_complete(m):
                 plan.prepare.append(MarkIncomplete(meshes, "FLAME meshes of the tracking rewritten"))
         _plan_unit(plan, Task(unit, plan.store, str(source), target, source_rel))
 
@@ -1312,7 +1314,7 @@ def _mark_complete(root: zarr.Group, task: Task) -> None:
         done.add(task.unit.serial)
         arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: sorted(done)})
     else:
-        zarr.open_group(root.store, path=task.target, mode="r+").update_attributes({schema.COMPLETE_ATTR: True})
+        mark_complete(zarr.open_group(root.store, path=task.target, mode="r+"))
 
 
 def _video_frames(task: Task) -> int:
@@ -1323,12 +1325,6 @@ def _video_frames(task: Task) -> int:
 def _frames_written(result: UnitResult) -> int:
     """Frames a finished unit counts: its video frames when done, 0 when it failed."""
     return result.frames if result.status == "done" and result.unit.kind == "video" else 0
-
-
-def default_threads() -> int:
-    """Units run at once in threads mode: one per core, at most 4 (measured on 2 cores: two units at
-    once convert 1.05-1.2x faster than one; each unit also keeps ffmpeg decoding in its own process)."""
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def convert_benchmark(

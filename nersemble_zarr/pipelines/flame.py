@@ -31,7 +31,7 @@ from ..flame.provider import (
     resolve_model,
 )
 from ..jobs.runner import JobArgumentError, JobOutcome, run_jobs
-from ..storage.markers import consolidate
+from ..storage.markers import INCOMPLETE, consolidate, is_complete, mark_complete
 
 __all__ = ["FlameStoreSummary", "write_flame_to_store"]
 
@@ -96,8 +96,8 @@ def write_flame_to_store(
 ) -> FlameStoreSummary:
     """Write world-space vertices of every sequence with ``tracking_v<version>`` (train and test) into ``store``.
 
-    Per sequence: ``<seq>/flame_v<version>/vertices (frame, vertex, xyz) float32`` (metres, world coordinates,
-    chunks of ``frames_per_chunk`` frames) and its ``frame`` coordinate (video frame index); per benchmark
+    Per sequence: ``<seq>/flame_v<version>/vertices (timestep, vertex, xyz) float32`` (metres, world coordinates,
+    chunks of ``frames_per_chunk`` frames) and its ``timestep`` coordinate (video frame index, int64); per benchmark
     with tracking: ``<benchmark>/flame_faces (face, corner) int64`` (trimesh's face dtype, as the official mesh). Attrs name the model file and its SHA-256.
     A sequence's group is marked ``complete`` last; a rerun skips complete sequences evaluated with the same
     model and rewrites the rest. Chunks are evaluated in parallel by :func:`~nersemble_zarr.jobs.runner.run_jobs`:
@@ -146,13 +146,13 @@ def _write_flame(
     benchmarks_with_tracking = set()
     for benchmark, participant, sequence, tgroup in _tracked_sequences(root, version):
         path = flame_group(benchmark, participant, sequence, version)
-        if not tgroup.attrs.get(schema.COMPLETE_ATTR, False):
+        if not is_complete(tgroup):
             summary.skipped_incomplete_tracking.append(path)
             continue
         benchmarks_with_tracking.add(benchmark)
         if path in root:
             existing = root[path]
-            if existing.attrs.get(schema.COMPLETE_ATTR, False) and existing.attrs.get(MODEL_SHA_ATTR) == model.sha256:
+            if is_complete(existing) and existing.attrs.get(MODEL_SHA_ATTR) == model.sha256:
                 summary.skipped_complete.append(path)
                 continue
         params = load_flame_parameters(tgroup)
@@ -166,13 +166,14 @@ def _write_flame(
     for path, params, tgroup in todo:
         group = root.create_group(path, overwrite=True)
         group.update_attributes({
-            **model_attrs, "version": version, "source": tgroup.path, schema.COMPLETE_ATTR: False,
+            **model_attrs, "version": version, "source": tgroup.path, **INCOMPLETE,
             "description": f"FLAME 2023 meshes evaluated from {tgroup.basename} (official NeRSemble convention)",
         })
         n = params.n_timesteps
-        frame = group.create_array(schema.FRAME, shape=(n,), dtype="int64", chunks=(max(n, 1),), dimension_names=(schema.FRAME,), **schema.chunk_codecs())
-        frame[...] = params.frames
-        frame.update_attributes({"description": "video frame index of each tracked timestep"})
+        timestep = group.create_array(schema.TIMESTEP, shape=(n,), dtype="int64", chunks=(max(n, 1),),
+                                      dimension_names=(schema.TIMESTEP,), **schema.chunk_codecs())
+        timestep[...] = params.frames
+        timestep.update_attributes({"description": "timestep (video frame index) of each tracked frame"})
         verts = group.create_array(
             VERTICES, shape=(n, N_VERTICES, 3), dtype="float32", chunks=(min(max(n, 1), frames_per_chunk), N_VERTICES, 3),
             dimension_names=VERTEX_DIMS, fill_value=np.nan, **schema.chunk_codecs(),
@@ -197,7 +198,7 @@ def _write_flame(
     if groups:
         check_lock()
     for group in groups:  # completion last, after every chunk of the sequence is on the store
-        group.update_attributes({schema.COMPLETE_ATTR: True})
+        mark_complete(group)
     consolidate(zstore)
     return summary
 
@@ -206,11 +207,11 @@ def _write_faces(root: Any, benchmark: str, model: FlameModel, model_attrs: dict
     path = faces_array_path(benchmark)
     if path in root:
         existing = root[path]
-        if existing.attrs.get(schema.COMPLETE_ATTR, False) and existing.attrs.get(MODEL_SHA_ATTR) == model.sha256:
+        if is_complete(existing) and existing.attrs.get(MODEL_SHA_ATTR) == model.sha256:
             return
     faces = root.create_array(
         path, shape=(N_FACES, 3), dtype="int64", chunks=(N_FACES, 3), dimension_names=FACES_DIMS, overwrite=True, **schema.chunk_codecs()
     )
     faces[...] = model.faces.astype(np.int64)
     faces.update_attributes({"description": "FLAME triangles: vertex indices into flame_v*/vertices", **model_attrs})
-    faces.update_attributes({schema.COMPLETE_ATTR: True})
+    mark_complete(faces)

@@ -18,8 +18,10 @@ from typing import Any
 import zarr
 
 from ..core import schema
+from ..core.benchmark import SVFR, svfr_image_keys
 from ..core.errors import NersembleZarrError
 from ..storage.location import StoreLocation
+from ..storage.markers import complete_cameras, is_complete
 
 
 class InfoError(NersembleZarrError):
@@ -60,6 +62,9 @@ class ParticipantInfo:
     calibration: bool
     sequences: list[SequenceInfo] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # calibration / participant-level problems `check` finds
+    #: SVFR only (``calibration`` then means: the participant's images are completely converted): images stored,
+    #: the participant's official image count, the images' codec and bytes on disk
+    svfr: dict[str, Any] | None = None
 
 
 @dataclass
@@ -132,14 +137,14 @@ def _sequence_info(g: zarr.Group, name: str, sizes: dict[str, int], path: str) -
         info.cameras, info.frames, info.height, info.width = arr.shape[0], arr.shape[1], arr.shape[2], arr.shape[3]
         if arr_name == schema.IMAGES:
             info.codec = arr.attrs.get("codec")
-        done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        done = set(complete_cameras(arr))
         info.cameras_complete[arr_name] = len(done & set(cams))
         missing = [c for c in cams if c not in done]
         if missing:
             info.incomplete.append(f"{arr_name} of {len(missing)}/{len(cams)} cameras")
     if schema.POINTCLOUDS in groups:
         pc = g[schema.POINTCLOUDS]
-        if pc.attrs.get(schema.COMPLETE_ATTR, False):
+        if is_complete(pc):
             info.pointclouds = int(pc[schema.CLOUD_TIMESTEP].shape[0])
             info.points = int(pc[schema.POINTS].shape[0])
         else:
@@ -151,14 +156,14 @@ def _sequence_info(g: zarr.Group, name: str, sizes: dict[str, int], path: str) -
         ):
             if name not in groups:
                 continue
-            if g[name].attrs.get(schema.COMPLETE_ATTR, False):
+            if is_complete(g[name]):
                 complete.append(v)
             else:
                 info.incomplete.append(label)
     for gname in sorted(groups):
         if gname.startswith("level_") and gname[len("level_"):].isdigit():
             factor = int(gname[len("level_"):])
-            if g[gname].attrs.get(schema.COMPLETE_ATTR, False):
+            if is_complete(g[gname]):
                 info.levels.append(factor)
             else:
                 info.incomplete.append(f"level 1/{factor}")
@@ -197,8 +202,11 @@ def store_info(store: str | os.PathLike, *, storage_options: dict[str, Any] | No
             if pgroup is None:
                 out.damaged.append(f"{bname}/{pname}/zarr.json does not open")
                 continue
+            if bname == SVFR:
+                binfo.participants.append(_svfr_participant(pgroup, int(pname), sizes, f"{bname}/{pname}"))
+                continue
             calib_group = _open(pgroup, schema.CALIBRATION)
-            calib = calib_group is not None and bool(calib_group.attrs.get(schema.COMPLETE_ATTR, False))
+            calib = is_complete(calib_group)
             pinfo = ParticipantInfo(int(pname), calib)
             for sname in _children(pgroup, f"{bname}/{pname}", sizes):
                 if sname == schema.CALIBRATION:
@@ -213,6 +221,18 @@ def store_info(store: str | os.PathLike, *, storage_options: dict[str, Any] | No
         out.benchmarks.append(binfo)
     _add_check_findings(out, loc)
     return out
+
+
+def _svfr_participant(group: zarr.Group, participant: int, sizes: dict[str, int], path: str) -> ParticipantInfo:
+    """An SVFR participant: its images (count, size, codec) and whether they are completely converted."""
+    images = group.get(schema.IMAGES) if is_complete(group) else None
+    return ParticipantInfo(participant, images is not None, svfr={
+        "images": int(images.shape[0]) if images is not None else 0,
+        "official_images": len(svfr_image_keys(participant)),
+        "height": int(images.shape[1]) if images is not None else 0,
+        "width": int(images.shape[2]) if images is not None else 0,
+        "codec": images.attrs.get("codec") if images is not None else None, "bytes": _sum_under(sizes, path),
+    })
 
 
 def _children(group: zarr.Group, path: str, sizes: dict[str, int]) -> list[str]:
@@ -284,13 +304,24 @@ def _codec_label(codec: dict[str, Any] | None) -> str:
     return f"lossless {name}" + (f" level {level}" if level is not None else "")
 
 
+def format_label(version: Any) -> str:
+    """``"format 2"``; an older readable format says so and what is read differently; a newer one says to update."""
+    if version == schema.FORMAT_VERSION:
+        return f"format {version}"
+    if version in schema.READABLE_FORMAT_VERSIONS:
+        renamed = ", ".join(f"{old} -> {new}" for old, new in schema.FORMAT_1_NAMES.items())
+        return (f"format {version} (readable; written by an earlier nersemble-zarr, read with the current names: "
+                f"{renamed})")
+    return f"format {version} (not readable: written by a newer nersemble-zarr, update it)"
+
+
 def format_info(info: StoreInfo) -> str:
     """The tree as text, one line per benchmark / participant / sequence."""
     state = "complete" if info.complete else "INCOMPLETE"
     if not info.intact:
         state = f"DAMAGED: run 'nersemble-zarr check {info.store}'"
     lines = [
-        f"{info.store}  (nersemble-zarr store v{info.format.get('format_version')}, {_human(info.bytes)} on disk, "
+        f"{info.store}  (nersemble-zarr store, {format_label(info.format.get('format_version'))}, {_human(info.bytes)} on disk, "
         f"{state})"
     ]
     for problem in info.damaged:
@@ -301,8 +332,17 @@ def format_info(info: StoreInfo) -> str:
     if info.leftovers:
         lines.append(f"  {info.leftovers} leftover temporary file(s) of a killed write (the next writer removes them)")
     for b in info.benchmarks:
-        lines.append(f"{b.name}/{'' if b.has_metadata else '  (no metadata.json)'}")
+        lines.append(f"{b.name}/{'' if b.has_metadata or b.name == SVFR else '  (no metadata.json)'}")
         for p in b.participants:
+            if p.svfr is not None:
+                v = p.svfr
+                state = "complete" if p.calibration else "INCOMPLETE"
+                if p.damaged:
+                    state = f"DAMAGED ({'; '.join(p.damaged[:2])}{' …' if len(p.damaged) > 2 else ''}): run 'nersemble-zarr check'"
+                what = (f"{v['images']} of {v['official_images']} images {v['width']}x{v['height']} "
+                        f"[{_codec_label(v['codec'])}]" if p.calibration else "images")
+                lines.append(f"  {p.participant:03d}/  {what}  {_human(v['bytes'])}  {state}")
+                continue
             calib = "16 cameras" if p.calibration else "INCOMPLETE"
             if p.damaged:
                 calib = f"DAMAGED ({'; '.join(p.damaged[:2])}{' …' if len(p.damaged) > 2 else ''}): run 'nersemble-zarr check'"

@@ -28,7 +28,9 @@ from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
 from ..jobs.runner import run_jobs
 from ..storage.integrity import guard_store, guarded
+from ..read.resolver import member
 from ..storage.location import StoreLocation
+from ..storage.markers import complete_cameras, is_complete
 
 
 class VerifyError(NersembleZarrError):
@@ -97,9 +99,10 @@ def _problem(obj: str, e: Exception) -> str:
 
 
 def _arr(g: zarr.Group, name: str) -> Any:
-    """The array ``name`` of ``g`` behind the integrity guard: a read of a missing or corrupt object
-    raises :class:`~nersemble_zarr.core.errors.StoreIntegrityError` naming the store, the array and the object."""
-    return guarded(g[name])
+    """The array ``name`` of ``g`` (a format-1 store's ``serial``/``frame`` for ``camera``/``timestep``) behind the
+    integrity guard: a read of a missing or corrupt object raises
+    :class:`~nersemble_zarr.core.errors.StoreIntegrityError` naming the store, the array and the object."""
+    return guarded(member(g, name))
 
 
 def _node(root: zarr.Group, path: str) -> Any | None:
@@ -137,7 +140,7 @@ def _compare_video(
         return Check(name, False, f"{arr_path} is a group in the store, expected an array")
     lossless = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {})).kind == "lossless"
     serial = name.rsplit("cam_", 1)[-1]
-    if serial not in arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []):
+    if serial not in complete_cameras(arr):
         return Check(name, False, "not completely written (run convert again to finish it)")
     if camera_index >= arr.shape[0]:
         return Check(name, False, f"{arr_path} has {arr.shape[0]} cameras, camera {serial} is number {camera_index + 1}")
@@ -203,7 +206,7 @@ def _verify_group(root: zarr.Group, path: str, name: str, compare: Any, store: s
             return Check(name, False, f"{path} is missing from the store")
         if not isinstance(g, zarr.Group):
             return Check(name, False, f"{path} is an array in the store, expected a group")
-        if not g.attrs.get(schema.COMPLETE_ATTR, False):
+        if not is_complete(g):
             return Check(name, False, f"{path} is not completely written (run convert again to finish it)")
         problem = compare(g)
     except Exception as e:  # noqa: BLE001  a damaged store or raw file is a row of the report, not a crash
@@ -216,7 +219,7 @@ def _compare_calibration(source: Path, benchmark: str):
         from ..raw import read_camera_params
 
         params = read_camera_params(source)
-        serials = [str(s) for s in _arr(g, schema.SERIAL)[:]]
+        serials = [str(s) for s in _arr(g, schema.CAMERA)[:]]
         if serials != list(bm.SERIALS):
             return f"serials {serials} differ from the rig's {list(bm.SERIALS)}"
         w2c, k, split = _arr(g, schema.WORLD_2_CAM)[:], _arr(g, schema.INTRINSICS)[:], [str(s) for s in _arr(g, schema.SPLIT)[:]]
@@ -237,7 +240,7 @@ def _compare_tracking(source: Path):
         from ..raw import read_tracking
 
         t = read_tracking(source)
-        if not _equal(_arr(g, schema.FRAME)[:], np.asarray(t.frames).reshape(-1)):
+        if not _equal(_arr(g, schema.TIMESTEP)[:], np.asarray(t.frames).reshape(-1)):
             return f"frames differ from {source}"
         for name in schema.TRACKING_VARIABLES:
             src = np.asarray(getattr(t, name))
@@ -246,6 +249,30 @@ def _compare_tracking(source: Path):
                 return f"{name}: shape {got.shape} in the store, {src.shape} in {source}"
             if not _equal(got.reshape(src.shape), src):
                 return f"{name} differs from {source}"
+        return None
+
+    return compare
+
+
+def _compare_svfr(folder: Path, participant: int, min_psnr: float):
+    """SVFR: the stored keys are the raw folder's, each image equal to its decoded ``rgb.png`` (lossless tiers;
+    a lossy one: PSNR >= ``min_psnr``)."""
+    def compare(g: zarr.Group) -> str | None:
+        from .convert_svfr import read_svfr_png, svfr_keys_on_disk
+
+        keys = svfr_keys_on_disk(folder, participant)
+        stored = [str(v) for v in _arr(g, schema.SVFR_IMAGE)[:]]
+        if stored != [k.download_folder() for k in keys]:
+            return f"images {stored} in the store, {[k.download_folder() for k in keys]} in {folder}"
+        images = _arr(g, schema.IMAGES)
+        lossless = schema.ImageCodec.from_attrs(images.attrs.get("codec") or {}).lossless
+        for i, k in enumerate(keys):
+            src = read_svfr_png(folder / k.download_folder() / bm.SVFR_IMAGE_FILE)
+            got = images[i]
+            if lossless and not np.array_equal(got, src):
+                return f"image {k.download_folder()} differs from {folder / k.download_folder() / bm.SVFR_IMAGE_FILE}"
+            if not lossless and psnr(got, src) < min_psnr:
+                return f"image {k.download_folder()}: PSNR {psnr(got, src):.1f} dB < {min_psnr} dB"
         return None
 
     return compare
@@ -371,7 +398,8 @@ def verify_store(
     benchmark, participant or sequence the benchmarks or the raw folder do not have, and
     :class:`VerifyError` when there is no store (or no raw benchmark folder) at all.
     """
-    from .convert import check_selection, default_threads, select_benchmarks, select_participants
+    from ..jobs.runner import default_threads
+    from .convert import check_selection, select_benchmarks, select_participants
 
     start = time.perf_counter()
     raw = Path(raw_root).expanduser()
@@ -397,6 +425,11 @@ def verify_store(
     report.checks.append(_consolidated_check(loc))
     videos: list[tuple] = []
     for name in names:
+        if name == bm.SVFR:
+            report.checks += [_verify_group(root, schema.svfr_participant_group(p), f"svfr/{bm.participant_dir(p)} images",
+                                            _compare_svfr(raw / name / bm.participant_dir(p), p, min_psnr), where)
+                              for p in select_participants(raw, name, participants)]
+            continue
         b = bm.get_benchmark(name)
         bench_dir = raw / name
         meta_check = _metadata_check(root, where, name, bench_dir)

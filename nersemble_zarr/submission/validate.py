@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..core.benchmark import Benchmark, get_benchmark, participant_dir, submission_video_path
+from ..core.benchmark import SVFR, Benchmark, get_benchmark, participant_dir, submission_video_path
 from ..raw.errors import RawFormatError
 from ..raw.video import VideoInfo, ffmpeg_exe, probe_video
 from .writer import SUBMISSION_CRF, SubmissionError, load_frame_counts, parse_submission_path
@@ -386,8 +386,14 @@ def validate_submission(
             holds one video at a time, at most :func:`max_video_bytes`, and is removed at the end.
 
     Returns a :class:`ValidationReport`; raises :class:`SubmissionError` only for a missing
-    ``zip_path`` or an unknown participant in ``participants``.
+    ``zip_path`` or an unknown participant in ``participants``. For ``benchmark="svfr"`` this is
+    :func:`~nersemble_zarr.submission.validate_svfr.validate_svfr_submission` (``metadata`` and ``tmp_dir``
+    do not apply) and the report an :class:`~nersemble_zarr.submission.validate_svfr.SVFRValidationReport`.
     """
+    if benchmark == SVFR:
+        from .validate_svfr import validate_svfr_submission
+
+        return validate_svfr_submission(zip_path, participants=participants, progress=progress)  # type: ignore[return-value]
     b = get_benchmark(benchmark)
     path = Path(zip_path)
     if not path.is_file():
@@ -500,7 +506,12 @@ def validate_submission(
 
 
 def format_report(report: ValidationReport) -> str:
-    """A plain-text table (one row per expected video) followed by problems and warnings."""
+    """A plain-text table (one row per expected video) followed by problems and warnings (for an SVFR
+    report: :func:`~nersemble_zarr.submission.validate_svfr.format_svfr_report`)."""
+    if report.benchmark == SVFR:
+        from .validate_svfr import format_svfr_report
+
+        return format_svfr_report(report)  # type: ignore[arg-type]
     header = ("video", "frames", "size", "fps", "codec", "crf", "status")
     rows = []
     for v in report.videos:

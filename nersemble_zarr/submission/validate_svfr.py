@@ -180,6 +180,7 @@ def _check_mesh(data: bytes, report: MeshReport) -> tuple[list[Problem], list[Pr
                                             f"{vertices.shape} and {faces.shape} {faces.dtype}")], []
     if len(vertices) == 0 or len(faces) == 0:
         report.n_vertices, report.n_faces = len(vertices), len(faces)
+        report.flame_topology = len(vertices) == N_VERTICES
         return [Problem(path, "empty_mesh", f"the mesh has {len(vertices)} vertices and {len(faces)} faces")], []
     problems: list[Problem] = []
     lo, hi = int(faces.min()), int(faces.max())
@@ -355,7 +356,11 @@ def _check_key(report: SVFRValidationReport, zf: zipfile.ZipFile, zip_file: Any,
         problems, warnings = _check_mesh(_read_member(zf, zip_file, entries[mesh_name], MAX_MESH_BYTES), mesh)
     except _EntryProblem as e:
         problems, warnings = [Problem(mesh_name, e.kind, e.message)], []
-    if mesh.flame_topology is False or mesh.has_landmarks:
+    if any(p.kind != "empty_mesh" for p in problems):
+        # unreadable, out-of-range faces, NaN/inf, degenerate: its vertex count says nothing about landmarks
+        # (the official reader crashes on the first three; an empty mesh it reports with missing landmarks too)
+        pass
+    elif mesh.flame_topology is False or mesh.has_landmarks:
         if not mesh.has_landmarks:
             if lm_name not in unpadded:
                 problems.append(Problem(lm_name, "missing_landmarks", (

@@ -16,17 +16,15 @@ same videos always give the same zip bytes) into a temporary zip that is renamed
 then removes the folder. An exception or a killed process therefore never leaves a file at the
 target path; the staging folder survives, and ``mode="a"`` continues it. ``mode="a"`` on a
 finalized zip (and no staging folder) unpacks its videos into a new staging folder first, so
-videos can be added after a finalize too. Either way the result equals a single run.
+videos can be added after a finalize too. Either way the result equals a single run. That mechanism
+(staging folder, lock, atomic members, atomic zip) is :class:`~nersemble_zarr.submission.staging.StagedZipWriter`,
+shared with the SVFR mesh writer.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,14 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; one writer per target is then the caller's promise
-    fcntl = None  # type: ignore[assignment]
-
 from ..core.benchmark import MONO, NVS, Benchmark, get_benchmark, participant_dir, submission_video_path
-from ..core.errors import NersembleZarrError
 from ..jobs.runner import JobOutcome, run_jobs
+from .staging import StagedZipWriter, SubmissionError, staging_folder
 
 __all__ = [
     "SubmissionError",
@@ -63,20 +56,9 @@ SUBMISSION_CRF = 14
 #: ``(participant, sequence, serial)`` of one submitted video.
 VideoKey = tuple[int, str, str]
 
-_STAGING_SUFFIX = ".partial"
-_MARKER = ".nersemble-submission.json"
-_LOCK = ".lock"
-_TMP_PREFIX = "."
-_TMP_SUFFIX = ".tmp.mp4"  # ffmpeg picks the container from the extension
-_ZIP_TMP = ".submission.tmp.zip"
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 #: Frames per slab when reading an array that has no chunking of its own along time.
 _DEFAULT_SLAB = 16
 _SUBMISSION_PATH = re.compile(r"^(\d{3})/([^/]+)/cam_(\d+)\.mp4$")
-
-
-class SubmissionError(NersembleZarrError):
-    """A submission cannot be written as asked (unscored video, wrong frames, busy or foreign target)."""
 
 
 def parse_submission_path(name: str) -> VideoKey | None:
@@ -91,18 +73,15 @@ def parse_submission_path(name: str) -> VideoKey | None:
     return key if submission_video_path(*key) == name else None
 
 
-def staging_folder(zip_path: str | os.PathLike) -> Path:
-    """Where the unfinished submission of ``zip_path`` is staged: ``<zip_path>.partial/`` (absolute)."""
-    path = Path(zip_path).absolute()
-    return path.with_name(path.name + _STAGING_SUFFIX)
-
-
 def _label(benchmark: str, key: VideoKey) -> str:
     return f"{benchmark} {submission_video_path(*key)}"
 
 
-def check_scored(benchmark: Benchmark, key: VideoKey) -> VideoKey:
+def check_scored(benchmark: Benchmark, key: VideoKey, *, validation: bool = False) -> VideoKey:
     """Return ``key`` normalised (``int`` participant, ``str`` serial) if the benchmark scores it.
+
+    ``validation=True`` also accepts renders of published frames for local evaluation (``nersemble-zarr
+    evaluate``): a train camera of a sequence with video.
 
     Raises :class:`SubmissionError` saying which of participant, sequence or serial is wrong and
     what the benchmark expects instead.
@@ -120,6 +99,9 @@ def check_scored(benchmark: Benchmark, key: VideoKey) -> VideoKey:
             f"(expected one of {', '.join(map(str, benchmark.participants))})"
         )
     scored_sequences = sorted({s for p, s, _ in benchmark.submission_keys() if p == participant})
+    if validation and participant in benchmark.participants and sequence in benchmark.video_sequences(participant) \
+            and serial in benchmark.train_serials:
+        return (participant, sequence, serial)
     if sequence not in scored_sequences:
         raise SubmissionError(
             f"{where}: sequence {sequence!r} is not scored for participant {participant_dir(participant)} "
@@ -369,7 +351,7 @@ def _precheck_float(frames: _Frames, label: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class SubmissionWriter:
+class SubmissionWriter(StagedZipWriter):
     """Write a benchmark submission zip by streaming renders into crf-14 H.264 videos.
 
     ``with SubmissionWriter("submission.zip", "nvs", metadata="data/raw") as w:
@@ -390,6 +372,8 @@ class SubmissionWriter:
         finalize: Whether a clean exit of the ``with`` block packs the zip.
         crf: libx264 constant rate factor; the benchmark asks for 14.
         progress: Show a progress bar (frames done, rate, ETA) on stderr.
+        validation: Also accept train cameras of sequences with video (renders of published frames, for
+            ``nersemble-zarr evaluate``); such a zip is for local evaluation, not for the server.
 
     Only one writer may use a target at a time (an OS lock on the staging folder enforces it).
     """
@@ -404,19 +388,16 @@ class SubmissionWriter:
         finalize: bool = True,
         crf: int = SUBMISSION_CRF,
         progress: bool = False,
+        validation: bool = False,
     ) -> None:
         if mode not in ("w", "a"):
             raise ValueError(f"mode must be 'w' or 'a', not {mode!r}")
         self.benchmark = get_benchmark(benchmark)
-        self.zip_path = Path(zip_path).absolute()
-        self.staging = staging_folder(self.zip_path)
         self.crf = int(crf)
         self.progress = progress
-        self._finalize_on_exit = finalize
+        self.validation = bool(validation)
         self._frame_counts = self._resolve_metadata(metadata)
-        self._lock_fd: int | None = None
-        self._closed = False
-        self._open(mode)
+        super().__init__(zip_path, self.benchmark.name, mode=mode, finalize=finalize, compression=zipfile.ZIP_STORED)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -427,103 +408,20 @@ class SubmissionWriter:
             return {(int(p), str(s)): int(n) for (p, s), n in metadata.items()}
         return load_frame_counts(metadata, self.benchmark.name)
 
-    def _open(self, mode: str) -> None:
-        self.zip_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.zip_path.is_dir():
-            raise SubmissionError(f"{self.zip_path}: expected a zip file path, found a directory")
-        if self.staging.exists():
-            self._check_ours(self.staging)
-            self._lock()
-            if mode == "w":
-                self._unlock()
-                shutil.rmtree(self.staging)
-            else:
-                self._remove_stale_temporaries()
-                return
-        # the folder appears with its marker inside or not at all
-        fresh = Path(tempfile.mkdtemp(prefix=f".{self.staging.name}.", dir=self.zip_path.parent))
-        (fresh / _MARKER).write_text(json.dumps({"benchmark": self.benchmark.name, "format": 1}))
-        os.rename(fresh, self.staging)
-        self._lock()
-        if mode == "a" and self.zip_path.exists():
-            self._unpack_finalized()
-
-    def _check_ours(self, folder: Path) -> None:
-        marker = folder / _MARKER
-        if not marker.is_file():
+    def _accept_member(self, name: str) -> None:
+        """A finalized zip is appended to only if it holds nothing but scored videos."""
+        key = parse_submission_path(name)
+        if key is None:
             raise SubmissionError(
-                f"{folder} exists but is not an unfinished submission (no {_MARKER}); move it away first"
+                f"cannot append to {self.zip_path}: it holds {name!r}, which is not a "
+                f"submission video (<pid:03d>/<sequence>/cam_<serial>.mp4)"
             )
-        try:
-            found = json.loads(marker.read_text()).get("benchmark")
-        except ValueError:
-            found = None
-        if found != self.benchmark.name:
-            raise SubmissionError(
-                f"{folder}: the unfinished submission is for benchmark {found!r}, expected {self.benchmark.name!r} "
-                f"(remove the folder to start over)"
-            )
-
-    def _lock(self) -> None:
-        fd = os.open(self.staging / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:
-            self._lock_fd = fd
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SubmissionError(f"{self.zip_path}: another SubmissionWriter is writing this submission") from None
-        self._lock_fd = fd
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
-
-    def _remove_stale_temporaries(self) -> None:
-        """Delete half-encoded videos a killed earlier run left behind."""
-        for path in self.staging.rglob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
-            path.unlink(missing_ok=True)
-        (self.staging / _ZIP_TMP).unlink(missing_ok=True)
-
-    def _unpack_finalized(self) -> None:
-        """Copy the videos of the finalized zip at the target into the new staging folder."""
-        try:
-            try:
-                zf = zipfile.ZipFile(self.zip_path)
-            except zipfile.BadZipFile as e:
-                raise SubmissionError(f"cannot append to {self.zip_path}: not a readable zip ({e})") from None
-            with zf:
-                for info in zf.infolist():
-                    if info.is_dir():
-                        continue
-                    key = parse_submission_path(info.filename)
-                    if key is None:
-                        raise SubmissionError(
-                            f"cannot append to {self.zip_path}: it holds {info.filename!r}, which is not a "
-                            f"submission video (<pid:03d>/<sequence>/cam_<serial>.mp4)"
-                        )
-                    check_scored(self.benchmark, key)
-                    final = self._video_file(key)
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = self._temp_file(final)
-                    with zf.open(info) as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                    os.replace(tmp, final)
-        except BaseException:
-            self._unlock()
-            shutil.rmtree(self.staging, ignore_errors=True)
-            raise
+        check_scored(self.benchmark, key, validation=self.validation)
 
     # -- paths ---------------------------------------------------------------------------------
 
     def _video_file(self, key: VideoKey) -> Path:
         return self.staging / submission_video_path(*key)
-
-    @staticmethod
-    def _temp_file(final: Path) -> Path:
-        return final.with_name(f"{_TMP_PREFIX}{final.stem}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
 
     def videos(self) -> list[VideoKey]:
         """Keys of the videos staged so far (finished encodes only), sorted."""
@@ -534,6 +432,10 @@ class SubmissionWriter:
                 keys.append(key)
         return sorted(keys)
 
+    def members(self) -> list[str]:
+        """Zip paths of the staged videos, in key order (the zip's order)."""
+        return [submission_video_path(*key) for key in self.videos()]
+
     def missing(self) -> list[VideoKey]:
         """Scored keys that have no video yet (empty when the submission is complete)."""
         have = set(self.videos())
@@ -541,13 +443,9 @@ class SubmissionWriter:
 
     # -- adding videos -------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise SubmissionError(f"{self.zip_path}: the writer is closed")
-
     def _prepare(self, key: Sequence, frames: Any, float_input: bool, overwrite: bool) -> tuple[VideoKey, _Frames]:
         """All checks that need no pixel data (plus NaN/inf of in-memory float input)."""
-        key = check_scored(self.benchmark, tuple(key))  # type: ignore[arg-type]
+        key = check_scored(self.benchmark, tuple(key), validation=self.validation)  # type: ignore[arg-type]
         label = _label(self.benchmark.name, key)
         if not overwrite and self._video_file(key).exists():
             raise SubmissionError(f"{label}: the submission already holds this video (pass overwrite=True to replace it)")
@@ -634,8 +532,6 @@ class SubmissionWriter:
                             frames_of=lambda job: job.source.n_frames, live_progress=True, name="encode")
         return [o.result for o in outcomes]
 
-    # -- finishing ----------------------------------------------------------------------------
-
     def finalize(self) -> Path:
         """Pack the staged videos into the zip at ``zip_path`` (atomic rename) and remove the staging folder.
 
@@ -643,52 +539,10 @@ class SubmissionWriter:
         equal videos give a byte-identical zip. Incomplete submissions are packed too (the
         validator reports what is missing; see :meth:`missing`). Returns the zip's path.
         """
-        self._check_open()
-        tmp = self.staging / _ZIP_TMP
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-                for key in self.videos():
-                    path = self._video_file(key)
-                    info = zipfile.ZipInfo(submission_video_path(*key), date_time=_ZIP_DATE)
-                    info.compress_type = zipfile.ZIP_STORED
-                    info.external_attr = 0o644 << 16
-                    info.file_size = path.stat().st_size
-                    with open(path, "rb") as src, zf.open(info, "w") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.zip_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._unlock()
-        # move the folder out of the way in one step, then delete: whatever might still write into it
-        # (an orphaned ffmpeg of a killed run) cannot leave a marker-less staging folder behind
-        trash = self.staging.with_name(f".{self.staging.name}.{secrets.token_hex(4)}.done")
-        os.rename(self.staging, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-        self._closed = True
-        return self.zip_path
-
-    def close(self, finalize: bool = True) -> Path | None:
-        """Finish: pack the zip (``finalize=True``) or keep the staging folder for a later ``mode="a"``."""
-        if self._closed:
-            return None
-        if finalize:
-            return self.finalize()
-        self._unlock()
-        self._closed = True
-        return None
+        return super().finalize()
 
     def __enter__(self) -> SubmissionWriter:
         return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(finalize=exc_type is None and self._finalize_on_exit)
-
-    def __del__(self) -> None:
-        if getattr(self, "_lock_fd", None) is not None:
-            self._unlock()
 
 
 class NVSSubmissionDataWriter(SubmissionWriter):
@@ -710,7 +564,8 @@ class MonoFlameAvatarSubmissionDataWriter(SubmissionWriter):
 # ---------------------------------------------------------------------------------------------
 
 
-def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | None = None) -> dict[VideoKey, Any]:
+def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | None = None,
+                 validation: bool = False) -> dict[VideoKey, Any]:
     """The videos in a renders Zarr group, as ``{(participant, sequence, serial): lazy (T, H, W, 3) array}``.
 
     Two layouts are read (see the README, "Submissions"):
@@ -721,7 +576,8 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
 
     ``renders`` is a path, fsspec URL or ``zarr.Group``. Arrays are returned as dask arrays chunked
     along time by whole storage chunks (≥ 16 frames), so nothing is read here. Every key must be
-    scored by the benchmark (SubmissionError otherwise); ``participants`` restricts the result.
+    scored by the benchmark (SubmissionError otherwise; ``validation=True`` also accepts train cameras, see
+    :func:`check_scored`); ``participants`` restricts the result.
 
     Frames are read through the integrity guard (:mod:`nersemble_zarr.storage.integrity`): a missing chunk or
     shard, or one that fails its checksum or does not decode, raises a
@@ -772,7 +628,7 @@ def find_renders(renders: Any, benchmark: str, *, participants: Iterable[int] | 
                 if re.fullmatch(r"\d{9}", name):
                     found[(pid, seq, name)] = _guarded_dask(GuardedArray(array), (_time_step(array), *array.shape[1:]))
     for key in found:
-        check_scored(b, key)
+        check_scored(b, key, validation=validation)
     return dict(sorted(found.items()))
 
 
@@ -820,6 +676,7 @@ def write_submission(
     overwrite: bool = False,
     finalize: bool = True,
     progress: bool = False,
+    validation: bool = False,
 ) -> tuple[Path, list[VideoKey]]:
     """Encode every video of a renders store (:func:`find_renders`) into the submission zip ``out``.
 
@@ -827,15 +684,17 @@ def write_submission(
     cluster at ``scheduler``, as in :meth:`SubmissionWriter.add_videos`), each streaming
     one video chunk by chunk; ``mode``/``finalize`` as in :class:`SubmissionWriter`. With
     ``mode="a"``, videos already in the submission are skipped unless ``overwrite``. Returns the
-    zip path (or the staging folder when not finalized) and the keys encoded by this call.
+    zip path (or the staging folder when not finalized) and the keys encoded by this call. ``validation``:
+    also train cameras (renders of published frames for ``evaluate``; see :func:`check_scored`).
     """
-    videos = find_renders(renders, benchmark, participants=participants)
+    videos = find_renders(renders, benchmark, participants=participants, validation=validation)
     if not videos:
         raise SubmissionError(
             f"{renders}: found no renders (<pid:03d>/<sequence>/<serial> arrays or <pid:03d>/<sequence>/images "
             f"with a camera coordinate)"
         )
-    writer = SubmissionWriter(out, benchmark, mode=mode, metadata=metadata, finalize=finalize, progress=progress)
+    writer = SubmissionWriter(out, benchmark, mode=mode, metadata=metadata, finalize=finalize, progress=progress,
+                              validation=validation)
     with writer:
         if mode == "a" and not overwrite:
             have = set(writer.videos())
