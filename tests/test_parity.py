@@ -367,28 +367,32 @@ def test_flame_provider_built_as_the_official_returns_the_official_types(mono: A
     assert torch.equal(provider.pose_params[:, :3], torch.zeros(n, 3))
 
 
-def test_svfr_data_manager_returns_the_official_types(converted_store: Path) -> None:
+@pytest.fixture(scope="module")
+def svfr_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two SVFR images of one participant, converted."""
+    from nersemble_zarr.pipelines.convert import convert_benchmark
+    from nersemble_zarr.testing.sample import generate_sample
+
+    raw = generate_sample(tmp_path_factory.mktemp("parity_svfr") / "raw", benchmarks=(bm.SVFR,), participants=(17,),
+                          svfr_images=2, seed=1)
+    store = tmp_path_factory.mktemp("parity_svfr_store") / "s.zarr"
+    assert convert_benchmark(raw, store, progress=False).ok
+    return store
+
+
+def test_svfr_data_manager_returns_the_official_types(svfr_store: Path) -> None:
     cls = _load("SVFRDataManager")
     if cls is None:
         pytest.skip("nersemble_zarr.read.svfr is not in this checkout")
-    participants = list_participants(converted_store, bm.SVFR) if bm.SVFR in _benchmarks(converted_store) else []
-    if not participants:
-        pytest.skip("the sample store holds no SVFR images")
-    dm = cls(converted_store, participants[0])
+    dm = cls(svfr_store, 17)
     keys = dm.list_image_keys()
-    assert isinstance(keys, list) and keys
+    assert isinstance(keys, list) and len(keys) == 2
     key = keys[0]
     assert isinstance(key.sequence_name, str) and isinstance(key.timestep, int) and isinstance(key.serial, str)
     assert key.to_key() == f"{key.sequence_name}_{key.timestep:03d}_{key.serial}"
     assert isinstance(dm.get_asset_folder(key), str)
     image = dm.load_image(key)
     assert isinstance(image, np.ndarray) and image.shape == (512, 512, 3) and image.dtype == np.uint8
-
-
-def _benchmarks(store: Path) -> list[str]:
-    import zarr
-
-    return list(zarr.open_group(store, mode="r").group_keys())
 
 
 # ---------------------------------------------------------------------------------------------
