@@ -8,7 +8,7 @@ never disagree about which frames are validation:
 * ``"nearest"`` (NVS default): per participant, the train camera nearest to each of the three hold-out
   cameras (distance between camera centres from the store's calibration, ``C = -R^T t`` of world_2_cam;
   hold-outs in the benchmark's order left, centre, right; each takes the nearest camera not taken yet,
-  ties broken by serial). These 3 cameras are validation for every frame; the other 10 train.
+  ties within 1 µm broken by the smaller serial). These 3 cameras are validation for every frame; the other 10 train.
   Computed from calibration rather than fixed serials because calibration is per participant: the rule is
   the fact, and both sides read the same calibration from the same store.
 * ``"cameras=S1,S2,…"``: these train serials are validation (NVS).
@@ -132,7 +132,7 @@ def camera_centres(world_2_cam: np.ndarray) -> np.ndarray:
 
 def nearest_train_cameras(serials: Sequence[str], world_2_cam: np.ndarray, benchmark: str = NVS) -> tuple[str, ...]:
     """The ``"nearest"`` validation cameras: for each hold-out camera of ``benchmark`` (in its order), the
-    nearest train camera (camera-centre distance) not chosen before; ties go to the smaller serial.
+    nearest train camera (camera-centre distance) not chosen before; ties (within 1 µm) go to the smaller serial.
 
     ``serials (C,)`` and ``world_2_cam (C, 4, 4) float64`` are a participant's whole rig (the store's
     calibration group). Raises :class:`SplitError` when a hold-out or every train camera is missing."""
@@ -146,7 +146,8 @@ def nearest_train_cameras(serials: Sequence[str], world_2_cam: np.ndarray, bench
     chosen: list[str] = []
     for hold in b.hold_out_serials:
         c = centres[serials.index(hold)]
-        options = [(float(np.linalg.norm(centres[serials.index(s)] - c)), s) for s in train if s not in chosen]
+        # distances rounded to 1 µm, so that equal distances tie exactly and the smaller serial wins
+        options = [(round(float(np.linalg.norm(centres[serials.index(s)] - c)), 6), s) for s in train if s not in chosen]
         if not options:
             raise SplitError("split 'nearest': not enough train cameras with calibration")
         chosen.append(min(options)[1])
