@@ -145,7 +145,8 @@ def flame_overlay(
     opacity: float = MESH_OPACITY,
     storage_options: dict[str, Any] | None = None,
 ) -> OverlayInfo:
-    """Write a PNG of the tracked FLAME mesh over the frames: one row per timestep, one column per camera.
+    """Write a PNG of the tracked FLAME mesh over the frames: one row per timestep, one column per camera
+    (a single camera: its timesteps side by side).
 
     ``sequence``: default the participant's first sequence with tracking. ``cameras``: default the cameras
     with video, then the benchmark's evaluated cameras (mono: the train camera and the 3 hold-out cameras,
@@ -163,7 +164,8 @@ def flame_overlay(
     for t, vertices in zip(chosen, scene.vertices(chosen)):
         tiles += scene.draw(t, vertices, opacity)
         labels += [f"{v.label} t={t}" for v in scene.views]
-    picture = compose(tiles, labels, len(scene.views), scene.footer())
+    # one column per camera; with a single camera the timesteps go side by side
+    picture = compose(tiles, labels, len(scene.views) if len(scene.views) > 1 else len(chosen), scene.footer())
     path = save_png(picture, out)
     return OverlayInfo(path, picture.shape[:2], scene.res.sequence, tuple(chosen),
                        tuple(v.serial for v in scene.views), scene.source)
