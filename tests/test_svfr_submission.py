@@ -342,10 +342,26 @@ def test_validator_reports_each_problem_once_with_a_clear_message(tmp_path, p17_
     assert str(report.problems[0].path) in format_report(report)  # the CLI's table names it
 
 
-def test_official_issue_names_for_comparison(tmp_path, p17_members):
-    members = {**CASES["missing_mesh"][0](p17_members, None), svfr_mesh_path(P17[1], "posed"): TETRA}
-    issues = validate_svfr_submission(make_zip(tmp_path / "s.zip", members), participants=[17]).official_issues()
-    assert issues == {"missing_posed_meshes": [FIRST], "missing_posed_landmarks": [svfr_landmarks_path(P17[1], "posed")]}
+def test_official_issues_equal_what_the_official_validator_reported_for_the_same_defects(tmp_path, p17_members, flame):
+    """The defects of the by-hand check against nersemble_benchmark 0.2.0 (see the README), on participant 17:
+    the official validator reported exactly these keys and paths there."""
+    mesh, lm = (lambda i: svfr_mesh_path(P17[i], "posed")), (lambda i: svfr_landmarks_path(P17[i], "posed"))
+    unpadded = f"017/{SHORT.download_folder()}/mesh_posed.ply"
+    members = {n: d for n, d in p17_members.items() if n not in (mesh(0), svfr_mesh_path(SHORT, "posed"))}
+    members |= {mesh(1): TETRA, mesh(2): TETRA, lm(2): npy(np.zeros((6, 3))), unpadded: p17_members[mesh(4)],
+                mesh(3): trimesh.Trimesh(flame[0], np.empty((0, 3), int), process=False).export(file_type="ply"),
+                "notes.txt": b"hi"}
+    report = validate_svfr_submission(make_zip(tmp_path / "s.zip", members), participants=[17])
+    assert report.official_issues() == {
+        "missing_posed_meshes": sorted([mesh(0), svfr_mesh_path(SHORT, "posed")]),
+        "empty_posed_meshes": [mesh(3)],
+        "missing_posed_landmarks": [lm(1)],
+        "wrong_posed_landmarks": [lm(2)],
+        "unexpected_files": sorted([unpadded, "notes.txt"]),
+    }
+    # ours: one problem per defect (the unpadded key once, not as unexpected + missing)
+    assert sorted(p.kind for p in report.problems) == sorted(
+        ["missing_mesh", "missing_landmarks", "wrong_landmarks", "empty_mesh", "unpadded_timestep", "unexpected_file"])
 
 
 def test_zip_level_problems(tmp_path, p17_members):

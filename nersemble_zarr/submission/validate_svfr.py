@@ -122,8 +122,11 @@ class SVFRValidationReport:
 
     def official_issues(self) -> dict[str, list]:
         """The problems in the official ``validate_submission()`` dict form (its keys, e.g.
-        ``missing_posed_meshes``; each a list of paths), for comparison with the official output."""
+        ``missing_posed_meshes``; each a list of paths), for comparison with the official output. A key spelled
+        with the unpadded timestep is one ``unpadded_timestep`` problem here; the official reader counts it twice,
+        as an unexpected file and a missing one, and so does this dict."""
         issues: dict[str, list] = defaultdict(list)
+        by_path = {m.path: m for m in self.meshes}
         for p in self.problems:
             task = next((t for t in SVFR_TASKS if p.path.endswith(f"_{t}.ply") or p.path.endswith(f"_{t}.npy")), None)
             if p.kind == "missing_mesh":
@@ -136,9 +139,16 @@ class SVFRValidationReport:
                 issues[f"wrong_{task}_landmarks"].append(p.path)
             elif p.kind in ("unexpected_file", "unpadded_timestep"):
                 issues["unexpected_files"].append(p.path)
+                parsed = parse_svfr_member(p.path) if p.kind == "unpadded_timestep" else None
+                if parsed is not None and parsed[1] == "mesh":  # the official reader also misses the padded one
+                    issues[f"missing_{parsed[2]}_meshes"].append(svfr_mesh_path(parsed[0], parsed[2]))
+                elif parsed is not None:
+                    mesh = by_path.get(svfr_mesh_path(parsed[0], parsed[2]))
+                    if mesh is not None and mesh.flame_topology is False:
+                        issues[f"missing_{parsed[2]}_landmarks"].append(svfr_landmarks_path(parsed[0], parsed[2]))
             elif p.kind == "missing_svfr_tasks":
                 issues["missing_svfr_tasks"] = list(SVFR_TASKS)
-        return dict(issues)
+        return {k: v if k == "missing_svfr_tasks" else sorted(v) for k, v in issues.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``ok``, scope, tasks, per-mesh facts, problems and warnings."""
