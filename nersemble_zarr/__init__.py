@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "FlameProvider": "nersemble_zarr.flame.provider",
     "SubmissionWriter": "nersemble_zarr.submission.writer",
     "write_submission": "nersemble_zarr.submission.writer",
+    "SVFRSubmissionDataWriter": "nersemble_zarr.submission.svfr",
+    "write_svfr_submission": "nersemble_zarr.submission.svfr",
     "validate_submission": "nersemble_zarr.submission.validate",
 }
 

@@ -24,7 +24,7 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -250,8 +250,7 @@ class SVFRSubmissionDataWriter(StagedZipWriter):
         progress: Show a progress bar in :meth:`add_meshes`.
 
     Meshes are stored as binary PLY written by trimesh (float32 vertices, int32 faces, no processing: vertex
-    order is kept), landmarks as ``.npy``; the zip is stored uncompressed as the official writer does
-    (deflate took 3x the staging time for ~30 % less).
+    order is kept), landmarks as ``.npy``; the zip is stored uncompressed, as the official writer's is.
     """
 
     def __init__(self, zip_path: str | os.PathLike, *, mode: Literal["w", "a"] = "w", finalize: bool = True,
