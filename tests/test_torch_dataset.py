@@ -126,3 +126,30 @@ def test_missing_level_is_refused_and_resize_gives_level_intrinsics(converted_st
 def test_selection_that_matches_nothing_names_it(converted_store: Path) -> None:
     with pytest.raises(FrameDatasetError, match="no frames selected"):
         FrameDataset(converted_store, bm.NVS, cameras=["222200046"])  # hold-out: no video
+
+
+def test_mono_split_trains_on_the_first_frames_and_validates_on_the_last(converted_store: Path) -> None:
+    from nersemble_zarr.core.splits import split_sequence
+
+    train = FrameDataset(converted_store, bm.MONO, sequences="EXP-1-head", split="train", with_alpha=False)
+    val = FrameDataset(converted_store, bm.MONO, sequences="EXP-1-head", split="validation", with_alpha=False)
+    every = FrameDataset(converted_store, bm.MONO, sequences="EXP-1-head", with_alpha=False)
+    stored = sorted(every.key(i)[3] for i in range(len(every)))
+    parts = split_sequence(None, bm.MONO, "EXP-1-head", ["222200037"], stored)
+    assert [train.key(i)[3] for i in range(len(train))] == list(parts["train"].timesteps)
+    assert [val.key(i)[3] for i in range(len(val))] == list(parts["validation"].timesteps)
+    assert val.key(len(val) - 1)[3] == stored[-1] and len(train) + len(val) == len(every)
+    # a whole held-out sequence: it leaves the train part and is the validation part
+    held = FrameDataset(converted_store, bm.MONO, split="train", split_rule="sequences=EXP-1-head", with_alpha=False)
+    assert "EXP-1-head" not in {held.key(i)[1] for i in range(len(held))}
+
+
+def test_bad_split_arguments_are_refused(converted_store: Path) -> None:
+    from nersemble_zarr.core.splits import SplitError
+
+    with pytest.raises(SplitError, match="split part must be one of train, validation, all, not 'test'"):
+        FrameDataset(converted_store, bm.NVS, split="test")
+    with pytest.raises(SplitError, match="'nearest' is for the nvs benchmark"):
+        FrameDataset(converted_store, bm.MONO, split="validation", split_rule="nearest")
+    with pytest.raises(FrameDatasetError, match=r"no frames selected.*validation part of split cameras=222200036"):
+        FrameDataset(converted_store, bm.NVS, cameras=["222200042"], split="validation", split_rule="cameras=222200036")
