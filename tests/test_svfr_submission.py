@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
 import os
 import shutil
 import signal
@@ -190,6 +191,24 @@ def test_batch_of_non_flame_meshes_with_landmarks_from_zarr(tmp_path):
     assert keys == list(P17)
     report = validate_svfr_submission(out, participants=[17])
     assert report.ok and len(report.meshes) == 20 and all(m.has_landmarks for m in report.meshes)
+
+
+def test_batch_reads_a_dask_array_block_by_block_once(tmp_path, flame, vertices):
+    import dask
+
+    _, faces = flame
+    computed = []
+
+    def block(i):
+        computed.append(i)
+        return vertices[3 * i:3 * i + 3]
+
+    lazy = da.concatenate([da.from_delayed(dask.delayed(block)(i), (3, 5023, 3), np.float32) for i in range(4)])
+    write_svfr_submission(tmp_path / "s.zip", lazy, faces, keys=P17[:12], threads=2)
+    assert sorted(computed) == [0, 1, 2, 3]  # each block once (not once per mesh), never the whole array at once
+    with zipfile.ZipFile(tmp_path / "s.zip") as zf:
+        mesh = load_ply_as_official(zf.read(svfr_mesh_path(P17[11], "posed")))
+    np.testing.assert_array_equal(mesh.vertices, vertices[11])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +433,8 @@ def test_cli_submit_and_validate_svfr(tmp_path, flame, vertices):
     result = runner.invoke(cli, ["validate", str(out), "svfr", "-p", "17", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "OK:" in result.output and "40/40 meshes pass" in result.output
+    result = runner.invoke(cli, ["validate", str(out), "svfr", "-p", "17", "--json", "-", "--no-progress"])
+    assert result.exit_code == 0 and json.loads(result.output)["ok"] is True
     result = runner.invoke(cli, ["validate", str(out), "svfr", "--no-progress"])  # all participants: 371 missing
     assert result.exit_code == 1 and "[missing_mesh]" in result.output and "INVALID" in result.output
 
