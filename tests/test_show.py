@@ -132,6 +132,15 @@ def _mono_train_sequence(store: Path) -> str:
     return next(s for s in list_sequences(store, bm.MONO, MONO_P) if not bm.MONO_BENCHMARK.is_test_sequence(MONO_P, s))
 
 
+@pytest.fixture(scope="module")
+def flame_model(flame_model_path: Path) -> object:
+    """The synthetic FLAME model loaded once for this module's library-level tests (the CLI tests load the file)."""
+    pytest.importorskip("torch")
+    from nersemble_zarr.flame.model import FlameModel
+
+    return FlameModel.load(flame_model_path)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max(1, (a | b).sum()))
 
@@ -166,9 +175,7 @@ def test_draw_points_puts_the_nearest_point_on_top() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_flame_mesh_lands_on_the_head_in_the_train_camera(
-    converted_store: Path, flame_model_path: Path
-) -> None:
+def test_flame_mesh_lands_on_the_head_in_the_train_camera(converted_store: Path, flame_model: object) -> None:
     """The sample renders its head with the tracked pose (v2) and the synthetic FLAME head has about its size:
     the mesh projected with the store's calibration covers the alpha mask (IoU > 0.7 at every timestep, >= 95 %
     of the vertices inside it); the same mesh moved 5 cm sideways does not."""
@@ -177,7 +184,7 @@ def test_flame_mesh_lands_on_the_head_in_the_train_camera(
     from nersemble_zarr.read.show import draw_mesh, project_points
 
     seq = _mono_train_sequence(converted_store)
-    scene = FlameScene.open(converted_store, bm.MONO, MONO_P, sequence=seq, flame_model=flame_model_path)
+    scene = FlameScene.open(converted_store, bm.MONO, MONO_P, sequence=seq, flame_model=flame_model)
     assert [v.serial for v in scene.views] == [TRAIN, *bm.MONO_BENCHMARK.hold_out_serials]
     assert scene.views[0].position is not None and all(v.position is None for v in scene.views[1:])
     ds = open_sequence(converted_store, bm.MONO, MONO_P, seq)
@@ -251,18 +258,17 @@ def test_show_video_has_one_frame_per_tracked_timestep_of_the_right_size(
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_show_flame_uses_the_stored_meshes_without_a_model(
-    converted_store: Path, flame_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    converted_store: Path, flame_model_path: Path, flame_model: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A store where 'nersemble-zarr flame' ran needs no model: the overlay equals the one from the model."""
     pytest.importorskip("torch")
     import shutil
 
-    from nersemble_zarr.flame.model import FlameModel
     from nersemble_zarr.pipelines.flame import write_flame_to_store
 
     store = tmp_path / "store.zarr"
     shutil.copytree(converted_store, store)
-    write_flame_to_store(store, FlameModel.load(flame_model_path), progress=False)
+    write_flame_to_store(store, flame_model, progress=False)
     monkeypatch.setenv("FLAME_MODEL_PATH", "")
     monkeypatch.setenv("HOME", str(tmp_path))  # no .env
     seq = _mono_train_sequence(store)
@@ -326,7 +332,8 @@ def test_show_pointcloud_lands_on_the_alpha_mask(converted_store: Path, tmp_path
 def test_overlay_selection_errors_are_one_line_and_write_nothing(
     converted_store: Path, flame_model_path: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
-    pytest.importorskip("torch")
+    if "--flame" in args:
+        pytest.importorskip("torch")
     out = tmp_path / "x.png"
     result = CliRunner().invoke(cli, ["show", str(converted_store), "--flame-model", str(flame_model_path),
                                       *[a.format(out=out) for a in args]])
@@ -352,3 +359,23 @@ def test_show_flame_without_a_model_says_how_to_configure_one(
     result = CliRunner().invoke(cli, ["show", str(converted_store), "-b", "nvs", "-p", "388", "-t", "1,2",
                                       "--pointcloud", str(tmp_path / "x.png")])
     assert result.exit_code == 2 and "--pointcloud draws one timestep, got 2" in result.output
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_flame_overlay_at_a_level_that_is_not_stored_draws_area_averaged_frames(
+    converted_store: Path, flame_model: object, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    from nersemble_zarr.flame.show import flame_overlay
+
+    seq = _mono_train_sequence(converted_store)
+    ds = open_sequence(converted_store, bm.MONO, MONO_P, seq)
+    h, w = ds.sizes["height"] // 2, ds.sizes["width"] // 2
+    info = flame_overlay(converted_store, bm.MONO, MONO_P, tmp_path / "half.png", sequence=seq, cameras=[TRAIN],
+                         timesteps=[0, 1], level=2, flame_model=flame_model, opacity=0.0)
+    png = (mpimg.imread(info.path)[..., :3] * 255).round()
+    assert info.size == (h, 2 * w) and png.shape[:2] == (h, 2 * w) and info.timesteps == (0, 1)
+    from nersemble_zarr.imaging import area_average
+
+    half = area_average(ds.images.sel(timestep=0).isel(camera=0).values, 2, axes=(0, 1)).astype(np.float64)
+    assert np.abs(png[:, :w] - half).max() <= 1, "opacity 0: the frame, area-averaged 2x2"

@@ -75,7 +75,10 @@ class FlameScene:
         mesh source: an explicit ``flame_model`` (path or :class:`~nersemble_zarr.flame.model.FlameModel`) is
         used as given; otherwise the store's meshes when complete, else the configured model (a
         :class:`~nersemble_zarr.core.errors.ConfigError` saying how to configure one when there is none)."""
-        from .provider import FlameProvider, load_flame_parameters, open_flame_meshes
+        try:
+            from .provider import FlameProvider, load_flame_parameters, open_flame_meshes
+        except ImportError as e:  # torch is an optional dependency (the Python 3.12 CI job has none)
+            raise NersembleZarrError(f"drawing FLAME meshes needs torch, which is not importable here: {e}") from None
 
         name = schema.tracking_group_name(tracking_version)
         what = f"FLAME tracking v{tracking_version}"
