@@ -195,3 +195,83 @@ def test_convert_on_a_cluster_whose_worker_is_killed_by_its_task_raises_instead_
     assert "raised ClusterError dask cluster at tcp://" in out, (out, proc.stderr[-3000:])
     assert "no worker has been alive for 3 s" in out and "rerun the same command to resume" in out
     assert "worker exit -9" in out  # the task really killed its worker
+
+
+# ------------------------------------------------------------------ the compact tier: JPEG-XL lossless
+
+
+def _h264_like_frames(n: int = 3, h: int = 96, w: int = 64) -> np.ndarray:
+    """``(1, n, h, w, 3)`` photo-like frames with sensor noise (what lossless codecs must keep bit for bit)."""
+    return np.stack([_smooth_image(h, w, s) for s in range(n)])[None]
+
+
+def test_jpegxl_codec_round_trips_sharded_rgb_and_grey_frames_bit_exact(tmp_path):
+    from nersemble_zarr.storage.codecs import JpegXlCodec
+
+    frames = _h264_like_frames()
+    arr = zarr.create_array(
+        tmp_path / "x.zarr", shape=frames.shape, dtype="uint8", chunks=(1, 1, 96, 64, 3), shards=(1, 3, 96, 64, 3),
+        serializer=JpegXlCodec(), compressors=None,
+    )
+    arr[:] = frames
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "x.zarr")[:], frames)
+    grey = frames[..., 0]
+    g = zarr.create_array(tmp_path / "g.zarr", shape=grey.shape, dtype="uint8", chunks=(1, 1, 96, 64),
+                          serializer=JpegXlCodec(), compressors=None)
+    g[:] = grey
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "g.zarr")[:], grey)
+
+
+def test_jpegxl_codec_configuration_is_in_the_metadata_and_the_tier_names_it(tmp_path):
+    from nersemble_zarr.core import schema
+    from nersemble_zarr.storage.codecs import JPEGXL_CODEC_NAME, JpegXlCodec
+
+    kwargs = schema.images_array_kwargs(1, 2, 16, 16, schema.ImageCodec("compact"), 2)
+    arr = zarr.create_array(tmp_path / "m.zarr", **kwargs)
+    inner = arr.metadata.to_dict()["codecs"][0]["configuration"]["codecs"]
+    assert inner[0] == {"name": JPEGXL_CODEC_NAME, "configuration": {"effort": 1, "lossless": True}}
+    assert [c["name"] for c in inner[1:]] == ["crc32c"]  # the checksum after it, like every array
+    assert JpegXlCodec.from_dict(inner[0]) == JpegXlCodec()
+    codec = schema.ImageCodec("compact")
+    assert codec.lossless and codec.label == "compact"
+    assert schema.ImageCodec.from_attrs(codec.to_attrs()) == codec
+    assert not schema.ImageCodec("jpeg").lossless
+
+
+@pytest.mark.parametrize("kwargs, message", [({"effort": 0}, "effort"), ({"effort": 10}, "effort"), ({"lossless": False}, "lossless")])
+def test_jpegxl_codec_rejects_invalid_parameters(kwargs, message):
+    from nersemble_zarr.storage.codecs import JpegXlCodec
+
+    with pytest.raises(ValueError, match=message):
+        JpegXlCodec(**kwargs)
+
+
+def test_decoder_threads_follow_the_environment(monkeypatch):
+    from nersemble_zarr.storage.codecs import DECODE_THREADS_ENV, decode_threads
+
+    monkeypatch.setenv(DECODE_THREADS_ENV, "3")
+    assert decode_threads() == 3
+    monkeypatch.setenv(DECODE_THREADS_ENV, "many")
+    with pytest.raises(ValueError, match=DECODE_THREADS_ENV):
+        decode_threads()
+    monkeypatch.delenv(DECODE_THREADS_ENV)
+    assert 1 <= decode_threads() <= 4
+
+
+def test_a_fresh_process_reads_a_compact_store_through_the_entry_point_alone(tmp_path):
+    from nersemble_zarr.storage.codecs import JpegXlCodec
+
+    frames = _h264_like_frames(2, 32, 32)
+    arr = zarr.create_array(tmp_path / "c.zarr", shape=frames.shape, dtype="uint8", chunks=(1, 1, 32, 32, 3),
+                            serializer=JpegXlCodec(), compressors=None)
+    arr[:] = frames
+    code = (
+        "import sys, hashlib, numpy as np, zarr; a = zarr.open_array(sys.argv[1])[:]; "
+        "assert 'nersemble_zarr' not in sys.modules or 'nersemble_zarr.storage.codecs' in sys.modules; "
+        "print(hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.zarr")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    import hashlib
+
+    assert out.stdout.strip() == hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()

@@ -524,3 +524,106 @@ def test_progress_shows_units_frames_rate_on_stderr(sample_root: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert "frame/s" in proc.stderr and "units 5/5" in proc.stderr
     assert "5 units converted" in proc.stdout and "frames/s" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage tiers and levels computed during conversion
+# ---------------------------------------------------------------------------------------------
+
+MONO_SEQ = "EXP-1-head"
+MONO_SERIAL = "222200037"
+
+
+def _mono_decode(raw: Path, alpha: bool = False) -> np.ndarray:
+    path = raw / bm.MONO / bm.video_path(393, MONO_SEQ, MONO_SERIAL, "alpha_maps" if alpha else "images")
+    return np.stack(list(iter_frames(path, alpha=alpha)))
+
+
+def test_compact_tier_is_bit_exact_to_the_official_decode_verifies_and_is_named(sample_root: Path, tmp_path: Path):
+    from nersemble_zarr.pipelines.info import store_info
+
+    store = tmp_path / "c.zarr"
+    result = CliRunner().invoke(cli, [
+        "convert", str(sample_root), str(store), "-b", "mono_flame_avatar", "-s", MONO_SEQ, "--tier", "compact", "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    seq = _open(store)[schema.sequence_group(bm.MONO, 393, MONO_SEQ)]
+    assert seq[schema.IMAGES].attrs["codec"]["kind"] == "compact"
+    inner = seq[schema.IMAGES].metadata.to_dict()["codecs"][0]["configuration"]["codecs"]
+    assert [c["name"] for c in inner] == [schema.JPEGXL_CODEC_NAME, "crc32c"]
+    np.testing.assert_array_equal(seq[schema.IMAGES][0], _mono_decode(sample_root))
+    np.testing.assert_array_equal(seq[schema.ALPHA][0], _mono_decode(sample_root, alpha=True))
+    v = CliRunner().invoke(cli, ["verify", str(store), str(sample_root), "-b", "mono_flame_avatar", "-s", MONO_SEQ])
+    assert v.exit_code == 0, v.output
+    assert "lowest JPEG PSNR" not in v.output  # compared exactly, not by PSNR
+    info = next(s for b in store_info(store).benchmarks for p in b.participants for s in p.sequences if s.name == MONO_SEQ)
+    assert info.codec["kind"] == "compact" and not info.incomplete
+    # another tier on the same store without --overwrite: refused per unit, naming both tiers and the way out
+    again = convert_benchmark(sample_root, store, benchmarks="mono_flame_avatar", sequences=[MONO_SEQ], image_codec="jpeg", progress=False)
+    assert not again.ok
+    assert "encoded as compact, this run asks for jpeg q95" in again.failed[0].message and "--overwrite" in again.failed[0].message
+
+
+def test_levels_only_store_holds_the_area_averaged_decode_and_readers_open_it_at_its_level(sample_root: Path, tmp_path: Path):
+    from nersemble_zarr.imaging import area_average, scale_intrinsics
+    from nersemble_zarr.pipelines.check import check_store
+    from nersemble_zarr.read.resolver import StoreReadError
+    from nersemble_zarr.read.store import open_sequence
+
+    store = tmp_path / "half.zarr"
+    args = ["convert", str(sample_root), str(store), "-b", "mono_flame_avatar", "-s", MONO_SEQ, "--levels", "2", "--no-full", "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    seq_path = schema.sequence_group(bm.MONO, 393, MONO_SEQ)
+    seq = _open(store)[seq_path]
+    assert schema.IMAGES not in seq.array_keys() and schema.ALPHA not in seq.array_keys()  # no full resolution
+    level = seq[schema.level_group_name(2)]
+    assert level.attrs["complete"] is True and level.attrs["factor"] == 2
+    rgb, alpha = _mono_decode(sample_root), _mono_decode(sample_root, alpha=True)
+    np.testing.assert_array_equal(level[schema.IMAGES][0], area_average(rgb, 2, axes=(1, 2)))
+    np.testing.assert_array_equal(level[schema.ALPHA][0], area_average(alpha, 2, axes=(1, 2)))
+    assert level[schema.IMAGES].metadata.dimension_names == (schema.CAMERA, schema.TIMESTEP, *schema.level_dims(2), "rgb")
+    k = read_camera_params(sample_root / bm.MONO / bm.calibration_path(393)).intrinsics[MONO_SERIAL]
+    np.testing.assert_array_equal(level[schema.INTRINSICS][0], scale_intrinsics(np.asarray(k), 2))
+
+    ds = open_sequence(store, bm.MONO, 393, MONO_SEQ, level=2)
+    np.testing.assert_array_equal(ds["images"].values[0], area_average(rgb, 2, axes=(1, 2)))
+    with pytest.raises(StoreReadError, match=r"full resolution is not stored: this store holds only level\(s\) 2"):
+        open_sequence(store, bm.MONO, 393, MONO_SEQ)
+    with pytest.raises(StoreReadError, match=r"level 4 \(scale 1/4\) is not stored: this store holds only level\(s\) 2"):
+        open_sequence(store, bm.MONO, 393, MONO_SEQ, level=4)
+
+    assert check_store(store).ok
+    v = verify_store(store, sample_root, benchmarks="mono_flame_avatar", sequences=[MONO_SEQ])
+    assert v.ok and any("level_2/images" in c.name for c in v.checks), v.summary()
+    info = CliRunner().invoke(cli, ["info", str(store)])
+    assert info.exit_code == 0 and "INCOMPLETE" not in info.output, info.output
+
+    # resume: a camera unmarked in the level is the one unit redone; markers come back, values unchanged
+    before = level[schema.IMAGES][...]
+    zarr.open_array(store, path=f"{seq_path}/level_2/images", mode="r+").attrs[schema.COMPLETE_CAMERAS_ATTR] = []
+    redo = convert_benchmark(sample_root, store, benchmarks="mono_flame_avatar", sequences=[MONO_SEQ], levels=(2,), full=False, progress=False)
+    assert redo.ok and [r.unit.name for r in redo.done] == [f"mono_flame_avatar/393/{MONO_SEQ} images cam_{MONO_SERIAL}"]
+    after = _open(store)[f"{seq_path}/level_2"]
+    assert after[schema.IMAGES].attrs[schema.COMPLETE_CAMERAS_ATTR] == [MONO_SERIAL]
+    np.testing.assert_array_equal(after[schema.IMAGES][...], before)
+
+    # --no-full without levels is refused before anything is written
+    bad = CliRunner().invoke(cli, ["convert", str(sample_root), str(tmp_path / "x.zarr"), "--no-full"])
+    assert bad.exit_code == 1 and not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.slow
+def test_levels_written_during_convert_equal_convert_then_downscale(sample_root: Path, converted_store: Path, tmp_path: Path):
+    """``convert --levels 2`` (full resolution too) stores the level ``nersemble-zarr downscale --factor 2`` writes."""
+    from nersemble_zarr.pipelines.downscale import downscale_store
+
+    store = tmp_path / "both.zarr"
+    report = convert_benchmark(sample_root, store, benchmarks="mono_flame_avatar", sequences=[MONO_SEQ], levels=(2,), progress=False)
+    assert report.ok, report.summary()
+    ref = tmp_path / "ref.zarr"
+    assert convert_benchmark(sample_root, ref, benchmarks="mono_flame_avatar", sequences=[MONO_SEQ], progress=False).ok
+    downscale_store(ref, [2], progress=False)
+    seq_path = schema.sequence_group(bm.MONO, 393, MONO_SEQ)
+    assert_same_tree(store, ref, f"{seq_path}/{schema.level_group_name(2)}")
+    np.testing.assert_array_equal(_open(store)[f"{seq_path}/images"][...], _open(ref)[f"{seq_path}/images"][...])

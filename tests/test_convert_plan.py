@@ -99,7 +99,8 @@ def test_plan_estimates_each_video_unit_from_its_frames_and_codec(sample_root: P
             assert u.estimated_bytes == round(u.task.n_timesteps * u.task.height * u.task.width * factor)
         elif u.unit.kind == "pointclouds":
             assert u.estimated_bytes == sum(f.stat().st_size for f in Path(u.task.source).glob("*.pcd"))
-    assert plan.estimated_bytes == sum(u.estimated_bytes for u in plan.units)
+    assert plan.metadata_bytes > 0  # a zarr.json per group and array, and its copy in the consolidated metadata
+    assert plan.estimated_bytes == sum(u.estimated_bytes for u in plan.units) + plan.metadata_bytes
     creates = [s for s in plan.prepare if isinstance(s, CreateArray) and s.path.endswith("/images")]
     assert creates and all(s.codec == "jpeg q95" for s in creates)
 
@@ -224,3 +225,90 @@ def test_dry_run_on_an_existing_store_leaves_it_byte_for_byte(sample_root: Path,
     assert result.exit_code == 0, result.output
     assert f"create {NVS_SEQ}/images" in result.output
     assert _snapshot(converted_store) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiers, levels and free space in the plan
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compact_and_level_factors_are_those_of_the_committed_tiers_benchmark():
+    from nersemble_zarr.pipelines.convert import LEVEL_BYTES_PER_PIXEL
+
+    measured = json.loads((REPO / "benchmarks/results/tiers.json").read_text())
+    h, w = measured["params"]["height"], measured["params"]["width"]
+    writes = {c["label"]: c["extra"] for c in measured["cases"] if c["group"] == "write"}
+    assert BYTES_PER_PIXEL["compact"] == pytest.approx(writes["compact"]["bytes_per_frame"] / (h * w), rel=1e-3)
+    for key, label in (("lossless", "lossless"), ("compact", "compact"), ("jpeg", "jpeg q95")):
+        per_pixel = writes[label]["bytes_per_frame_level_2"] / ((h // 2) * (w // 2))
+        assert LEVEL_BYTES_PER_PIXEL[key] == pytest.approx(per_pixel, rel=1e-3), key
+
+
+def test_levels_only_plan_creates_levels_not_full_arrays_and_estimates_their_pixels(sample_root: Path, tmp_path: Path):
+    from nersemble_zarr.pipelines.convert import LEVEL_BYTES_PER_PIXEL, CreateLevel
+
+    store = tmp_path / "s.zarr"
+    plan = plan_conversion(sample_root, store, ConvertOptions(benchmarks="nvs", image_codec="compact", levels=(2, 4), full=False))
+    assert not store.exists()
+    assert not any(isinstance(s, CreateArray) for s in plan.prepare)
+    levels = [s for s in plan.prepare if isinstance(s, CreateLevel)]
+    assert sorted(s.path for s in levels) == [f"{NVS_SEQ}/level_2", f"{NVS_SEQ}/level_4"]
+    video = next(u for u in plan.units if u.unit.kind == "video" and u.unit.asset == "images")
+    t = video.task
+    assert not t.write_full and [f for f, _ in t.levels] == [2, 4]
+    expected = sum(t.n_timesteps * (t.height // f) * (t.width // f) * LEVEL_BYTES_PER_PIXEL["compact"] for f in (2, 4))
+    assert video.estimated_bytes == round(expected)
+    out = plan.summary()
+    assert "tier compact (bit-exact), no full resolution and levels 1/2, 1/4; alpha lossless" in out
+    assert f"create {NVS_SEQ}/level_2 (" in out and f"create {NVS_SEQ}/images" not in out
+
+
+def test_convert_refuses_when_the_estimate_exceeds_the_free_space_and_writes_nothing(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    import nersemble_zarr.pipelines.convert as convert
+    from nersemble_zarr.cli.main import main
+
+    monkeypatch.setattr(convert, "free_space", lambda location: 1000)
+    store = tmp_path / "new" / "s.zarr"
+    args = ("convert", str(sample_root), str(store), "-b", "mono_flame_avatar", "-s", "EXP-1-head", "--no-progress")
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    line = captured.err.strip()
+    assert "\n" not in line and line.startswith("error: "), captured
+    assert "estimated store growth" in line and "exceeds the free space 1.0 kB on the target" in line and "--force" in line
+    assert not store.parent.exists()  # not even the lock file's folder
+    dry = _cli("convert", str(sample_root), str(store), "-b", "mono_flame_avatar", "-s", "EXP-1-head", "--dry-run")
+    assert dry.exit_code == 0 and "free on the target: 1.0 kB" in dry.output
+    assert "exceeds the free space on the target: convert refuses to start without --force" in dry.output
+    forced = _cli(*args, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert zarr.open_group(store, mode="r")[schema.sequence_group("mono_flame_avatar", 393, "EXP-1-head")][schema.IMAGES].shape[0] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", ["lossless", "compact", "jpeg"])
+def test_dry_run_estimate_is_within_10_percent_of_the_real_store_at_full_resolution(full_res_mono: Path, tier: str, tmp_path: Path):
+    """The done-when of the size planning: on the sample at full resolution, per tier (levels too)."""
+    from nersemble_zarr.pipelines.convert import convert_benchmark
+
+    for levels, full in (((), True), ((2,), False)):
+        store = tmp_path / f"{tier}-{len(levels)}.zarr"
+        seqs = ("EXP-1-head", "EXP-2-eyes", "FREE")  # two with video, one tracking only
+        options = ConvertOptions(benchmarks="mono_flame_avatar", sequences=seqs, image_codec=tier, levels=levels, full=full)
+        plan = plan_conversion(full_res_mono, store, options, sample_frames=True)
+        report = convert_benchmark(full_res_mono, store, benchmarks="mono_flame_avatar", sequences=seqs, image_codec=tier,
+                                   levels=levels, full=full, progress=False)
+        assert report.ok, report.summary()
+        real = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+        assert plan.estimated_bytes == pytest.approx(real, rel=0.10), (tier, levels)
+
+
+@pytest.fixture(scope="module")
+def full_res_mono(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mono benchmark's sample at its full resolution (512 x 512), 4 frames per sequence."""
+    from nersemble_zarr.testing.sample import generate_sample
+
+    return generate_sample(tmp_path_factory.mktemp("full") / "raw", benchmarks=("mono_flame_avatar",), frames=4, scale=1)

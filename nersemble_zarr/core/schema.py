@@ -209,7 +209,10 @@ FORMAT_1_NAMES: dict[str, str] = {"serial": CAMERA, "frame": TIMESTEP}
 #: object count 32× (3 objects per 100 frames) while a task's shard buffer stays at 170 MB.
 DEFAULT_SHARD_TIMESTEPS = 32
 
-ImageCodecKind = Literal["lossless", "jpeg"]
+#: Image storage tiers (``convert --tier``): ``lossless`` (blosc-lz4, fastest), ``compact`` (JPEG-XL lossless
+#: effort 1, ~2-3x smaller, bit-exact too), ``jpeg`` (lossy). Measured in benchmarks/tiers.py.
+ImageCodecKind = Literal["lossless", "compact", "jpeg"]
+IMAGE_CODEC_KINDS: tuple[str, ...] = ("lossless", "compact", "jpeg")
 #: Lossless compressor of image frames, chosen by measurement (benchmarks/codecs.py on 1604×1100
 #: frames of an H.264 decode; benchmarks/convert.py): blosc-lz4 stores frames 1.9× smaller than raw
 #: uint8 (zstd -1: 2.0×, zstd 1: 2.2×, zstd 3: 2.4×) but encodes in ~2 ms (zstd -1 ~6, zstd 1 ~11,
@@ -226,6 +229,12 @@ ALPHA_COMPRESSOR: dict[str, Any] = {"name": "zstd", "configuration": {"level": 1
 #: On-disk name of the JPEG array→bytes codec (:class:`nersemble_zarr.storage.codecs.JpegCodec`); the same as
 #: imagecodecs' numcodecs codec so other imagecodecs-aware readers can decode it.
 JPEG_CODEC_NAME = "imagecodecs_jpeg"
+#: On-disk name of the JPEG-XL array→bytes codec (:class:`nersemble_zarr.storage.codecs.JpegXlCodec`) of the
+#: ``compact`` tier; the same name and configuration keys as imagecodecs' numcodecs codec.
+JPEGXL_CODEC_NAME = "imagecodecs_jpegxl"
+#: JPEG-XL lossless effort of the ``compact`` tier: effort 1 encodes ~40x faster than effort 3 and stores
+#: frames smaller (H.264-decoded frames; benchmarks/tiers.py).
+COMPACT_EFFORT = 1
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,8 @@ class ImageCodec:
     """How the ``images`` array's frames are encoded.
 
     ``kind="lossless"``: bytes + :data:`LOSSLESS_COMPRESSOR` — bit-exact to the official decode.
+    ``kind="compact"``: JPEG-XL lossless at effort :data:`COMPACT_EFFORT` (the array→bytes codec
+    :class:`nersemble_zarr.storage.codecs.JpegXlCodec`) — bit-exact too, smaller, slower to read.
     ``kind="jpeg"``: the JPEG array→bytes codec of :mod:`nersemble_zarr.storage.codecs` at ``quality`` (1–100).
     """
 
@@ -240,21 +251,38 @@ class ImageCodec:
     quality: int = 95
 
     def __post_init__(self) -> None:
-        if self.kind not in ("lossless", "jpeg"):
-            raise ValueError(f"image codec must be 'lossless' or 'jpeg', not {self.kind!r}")
+        if self.kind not in IMAGE_CODEC_KINDS:
+            raise ValueError(f"image codec (tier) must be one of {', '.join(IMAGE_CODEC_KINDS)}, not {self.kind!r}")
         if not (1 <= int(self.quality) <= 100):
             raise ValueError(f"JPEG quality must be in 1..100, not {self.quality!r}")
+
+    @property
+    def lossless(self) -> bool:
+        """Whether frames read back bit-exact to the official decode (``lossless`` and ``compact``)."""
+        return self.kind != "jpeg"
+
+    @property
+    def label(self) -> str:
+        """``"lossless"``, ``"compact"``, ``"jpeg q95"``: the tier as plans and errors name it."""
+        return f"jpeg q{int(self.quality)}" if self.kind == "jpeg" else self.kind
 
     def array_kwargs(self) -> dict[str, Any]:
         """``serializer``/``compressors`` arguments for :func:`zarr.create_array` (inner chunks)."""
         if self.kind == "jpeg":  # by name: zarr resolves it to nersemble_zarr.storage.codecs.JpegCodec
             return {"serializer": {"name": JPEG_CODEC_NAME, "configuration": {"level": int(self.quality)}}, **chunk_codecs(False)}
+        if self.kind == "compact":  # by name: nersemble_zarr.storage.codecs.JpegXlCodec
+            return {
+                "serializer": {"name": JPEGXL_CODEC_NAME, "configuration": {"effort": COMPACT_EFFORT, "lossless": True}},
+                **chunk_codecs(False),
+            }
         return {"serializer": "auto", **chunk_codecs(_lossless_compressor())}
 
     def to_attrs(self) -> dict[str, Any]:
         """JSON description stored in the array's ``codec`` attribute and shown by ``info``."""
         if self.kind == "jpeg":
             return {"kind": "jpeg", "quality": int(self.quality), "lossless": False}
+        if self.kind == "compact":
+            return {"kind": "compact", "codec": "JPEG-XL lossless", "effort": COMPACT_EFFORT, "lossless": True}
         return {"kind": "lossless", "compressor": LOSSLESS_COMPRESSOR, "lossless": True}
 
     @classmethod
@@ -262,6 +290,8 @@ class ImageCodec:
         """Inverse of :meth:`to_attrs`."""
         if attrs.get("kind") == "jpeg":
             return cls("jpeg", int(attrs.get("quality", 95)))
+        if attrs.get("kind") == "compact":
+            return cls("compact")
         return cls("lossless")
 
 

@@ -17,6 +17,7 @@ writer thread (:mod:`nersemble_zarr.storage.shards`: the array's own codecs, byt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -36,6 +37,7 @@ from .. import __version__
 from ..core import benchmark as bm
 from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
+from ..imaging import area_average, level_shape, scale_intrinsics
 from ..jobs.runner import JobOutcome, default_threads, run_jobs
 from ..storage.location import StoreLocation
 from ..storage.lock import StoreLock
@@ -53,6 +55,10 @@ UnitKind = Literal["video", "pointclouds", "tracking", "calibration"]
 class ConvertError(NersembleZarrError):
     """The conversion cannot start (missing raw folder, incompatible store). A selection that names
     something the benchmark or the raw folder does not have is a :class:`~nersemble_zarr.core.errors.SelectionError`."""
+
+
+class InsufficientSpaceError(ConvertError):
+    """The estimated store growth exceeds the free space on the target (``convert --force`` starts anyway)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,11 @@ class Task:
     height: int = 0
     width: int = 0
     reference: str = ""
+    #: ``((factor, array path), ...)``: downscaled levels this video unit also writes, area-averaged from the
+    #: decoded frames (``convert --levels``); ``write_full=False``: the full-resolution ``target`` is not
+    #: written (``--no-full``, or its camera is already complete there).
+    levels: tuple[tuple[int, str], ...] = ()
+    write_full: bool = True
 
 
 @dataclass
@@ -274,27 +285,44 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
 
     # every chunk is written (no per-chunk "all fill value?" scan, ~30 ms per full-res frame), so
     # a rewrite always replaces whole shards
-    arr = zarr.open_array(task.store.zarr_store(), path=task.target, mode="r+").with_config({"write_empty_chunks": True})
+    zstore = task.store.zarr_store()
     runs = schema.shard_runs(t_total, task.shard_timesteps)
     frame_shape = (task.height, task.width) if alpha else (task.height, task.width, 3)
-    t = 0
-    r = 0
-    with _ShardWriter(arr, task.camera_index, on_frames, (runs[0][1] - runs[0][0], *frame_shape)) as writer:
-        buf = writer.buffer()
+    # (factor, array): the full-resolution array (factor 1) and each level, all sharded alike; progress counts
+    # the frames of the first target only (a unit is n_timesteps frames, whatever it writes)
+    targets = ([(1, task.target)] if task.write_full else []) + list(task.levels)
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for k, (factor, path) in enumerate(targets):
+            arr = zarr.open_array(zstore, path=path, mode="r+").with_config({"write_empty_chunks": True})
+            if (arr.shards or arr.chunks)[1] != runs[0][1] - runs[0][0]:
+                raise NersembleZarrError(
+                    f"{path}: shards of {(arr.shards or arr.chunks)[1]} timesteps, this unit writes {runs[0][1] - runs[0][0]}: "
+                    "rerun with --overwrite"
+                )
+            h, w = level_shape(task.height, task.width, factor)
+            shape = (runs[0][1] - runs[0][0], h, w) if alpha else (runs[0][1] - runs[0][0], h, w, 3)
+            count = on_frames if k == 0 else (lambda n: None)
+            writers.append((factor, stack.enter_context(_ShardWriter(arr, task.camera_index, count, shape))))
+        bufs = [writer.buffer() for _, writer in writers]
+        t = 0
+        r = 0
         for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
             if t >= t_total:
                 raise wrong_count()
             if t == 0 and frame.shape != frame_shape:
                 raise RawFormatError(task.source, _size_mismatch((frame.shape[0], frame.shape[1]), task.reference, (task.height, task.width)))
             t0, t1 = runs[r]
-            buf[t - t0] = frame
+            for (factor, _), buf in zip(writers, bufs):
+                buf[t - t0] = frame if factor == 1 else area_average(frame, factor, axes=(0, 1))
             t += 1
             if t == t1:
-                writer.submit(t0, t1, buf)  # one whole shard, compressed while decoding goes on
+                for (_, writer), buf in zip(writers, bufs):
+                    writer.submit(t0, t1, buf)  # one whole shard, compressed while decoding goes on
                 r += 1
-                buf = writer.buffer()
-    if t != t_total:
-        raise wrong_count()
+                bufs = [writer.buffer() for _, writer in writers]
+        if t != t_total:
+            raise wrong_count()
     return t_total
 
 
@@ -539,13 +567,27 @@ class ConvertOptions:
     overwrite: bool = False
     shard_timesteps: int = schema.DEFAULT_SHARD_TIMESTEPS
     storage_options: dict[str, Any] | None = None
+    #: downscale factors (2 = half resolution) whose levels are computed from the decoded frames during conversion
+    levels: tuple[int, ...] = ()
+    #: False: store only ``levels``, no full-resolution images and alpha (``convert --levels 2 --no-full``)
+    full: bool = True
 
 
 #: Stored bytes per pixel of one frame, the factor of the size estimate: measured by ``benchmarks/convert.py``
 #: on 1604×1100 H.264-decoded frames (``benchmarks/results/convert.json``, ``bytes_per_frame`` ÷ (1604 × 1100):
-#: lossless 2,850,737 B, JPEG q95 448,206 B, alpha 12,826 B per frame; ``tests/test_convert_plan.py`` keeps the
-#: two in step). JPEG was measured at quality 95 only: other qualities are estimated with the same factor.
-BYTES_PER_PIXEL: dict[str, float] = {"lossless": 1.6157, "jpeg": 0.25403, "alpha": 0.0072695}
+#: lossless 2,850,737 B, JPEG q95 448,206 B, alpha 12,826 B per frame; compact (JPEG-XL lossless effort 1) from
+#: ``benchmarks/results/tiers.json``; ``tests/test_convert_plan.py`` keeps them in step). JPEG was measured at
+#: quality 95 only: other qualities are estimated with the same factor. Levels use the same factors (an
+#: area-averaged frame compresses a little worse per pixel; the sampled estimate measures it).
+BYTES_PER_PIXEL: dict[str, float] = {"lossless": 1.6157, "compact": 0.54260, "jpeg": 0.25403, "alpha": 0.0072695}
+#: The same for a downscaled level (``--levels``), measured at ½ by ``benchmarks/tiers.py`` (``bytes_per_frame_level_2``
+#: ÷ (802 × 550)): area averaging removes the smoothness H.264 left, so JPEG-XL gains less there; alpha as at full size.
+LEVEL_BYTES_PER_PIXEL: dict[str, float] = {"lossless": 1.6348, "compact": 1.1167, "jpeg": 0.30289, "alpha": 0.0072695}
+
+
+#: Bytes of metadata per group or array in the store: its ``zarr.json`` (~0.8 kB) and its copy in the root's
+#: consolidated metadata (~1.2 kB), measured on a converted full-resolution mono sample (586 nodes, 1.15 MB).
+METADATA_BYTES_PER_NODE = 2000
 
 
 @dataclass(frozen=True)
@@ -608,10 +650,9 @@ class CreateArray:
     def codec(self) -> str:
         """``"lossless"``, ``"jpeg q95"`` (images) or ``"lossless (alpha)"``."""
         c = self.attrs.get("codec")
-        if c is None:
+        if c is None or self.path.endswith(f"/{schema.ALPHA}"):
             return "lossless (alpha)"
-        found = schema.ImageCodec.from_attrs(c)
-        return f"jpeg q{found.quality}" if found.kind == "jpeg" else found.kind
+        return schema.ImageCodec.from_attrs(c).label
 
     def describe(self) -> str:
         return f"create {self.path} {self.shape} uint8, {self.codec}, shards of {self.kwargs['shards'][1]} timesteps"
@@ -655,8 +696,32 @@ class MarkIncomplete:
         _ensure_group(root, self.path, dict(INCOMPLETE))
 
 
+@dataclass(frozen=True)
+class CreateLevel:
+    """(Re)create the downscaled level ``level`` of a sequence, empty, for the video units to fill from the decoded
+    frames (``convert --levels``): its group, ``images``/``alpha`` and ``intrinsics`` (scaled from the raw
+    calibration) and attrs, exactly as ``nersemble-zarr downscale`` prepares a level (``level`` is its
+    ``_LevelPlan``), so downscale, check and the readers treat it alike."""
+
+    level: Any  # pipelines.downscale._LevelPlan
+
+    @property
+    def path(self) -> str:
+        return self.level.path
+
+    def describe(self) -> str:
+        lv = self.level
+        return (f"create {lv.path} ({lv.width}x{lv.height} WxH, scale 1/{lv.factor}, {lv.codec.label}), "
+                "filled from the decoded frames")
+
+    def apply(self, root: zarr.Group) -> None:
+        from .downscale import _prepare_level
+
+        _prepare_level(root[self.level.seq_path], self.level)
+
+
 #: One write of the preparation, done in plan order before any unit runs.
-PrepStep = EnsureGroup | WriteCoords | CreateArray | DropLevels | MarkIncomplete
+PrepStep = EnsureGroup | WriteCoords | CreateArray | DropLevels | CreateLevel | MarkIncomplete
 
 
 @dataclass(frozen=True)
@@ -672,6 +737,11 @@ class PlannedUnit:
     @property
     def unit(self) -> Unit:
         return self.task.unit
+
+    @property
+    def metadata_nodes(self) -> int:
+        """Groups and arrays the unit creates (each a ``zarr.json`` and its copy in the consolidated metadata)."""
+        return {"tracking": 2 + len(schema.TRACKING_VARIABLES), "calibration": 5, "pointclouds": 6}.get(self.unit.kind, 0)
 
 
 @dataclass(frozen=True)
@@ -727,6 +797,9 @@ class ConvertPlan(_OutcomesByStatus):
     #: True: video units' bytes per pixel were measured on sample frames (:func:`sample_bytes_per_pixel`);
     #: False: the benchmark factors :data:`BYTES_PER_PIXEL`.
     sampled: bool = False
+    #: the downscaled levels the video units write (``options.levels``), one per sequence and factor; the driver
+    #: marks each ``complete`` once all its cameras are (``pipelines.downscale._LevelPlan``)
+    level_plans: list[Any] = field(default_factory=list)
 
     @property
     def refused(self) -> list[UnitResult]:
@@ -738,9 +811,24 @@ class ConvertPlan(_OutcomesByStatus):
         return sum(u.frames for u in self.units)
 
     @property
+    def metadata_bytes(self) -> int:
+        """Estimated bytes of the metadata the plan adds: :data:`METADATA_BYTES_PER_NODE` per group or array it
+        creates (groups, coordinates, frame arrays, levels, and the arrays each non-video unit writes)."""
+        nodes = sum(u.metadata_nodes for u in self.units)
+        for step in self.prepare:
+            if isinstance(step, (EnsureGroup, CreateArray)):
+                nodes += 1
+            elif isinstance(step, WriteCoords):
+                nodes += (step.serials is not None) + (step.n_timesteps is not None)
+            elif isinstance(step, CreateLevel):
+                nodes += 4  # group, images, alpha, intrinsics
+        return nodes * METADATA_BYTES_PER_NODE
+
+    @property
     def estimated_bytes(self) -> int:
-        """Estimated bytes the units add to the store (see :func:`estimate_unit_bytes`)."""
-        return sum(u.estimated_bytes for u in self.units)
+        """Estimated bytes the run adds to the store: the units' (see :func:`estimate_unit_bytes`) and the
+        metadata's (:attr:`metadata_bytes`)."""
+        return sum(u.estimated_bytes for u in self.units) + self.metadata_bytes
 
     def sequences(self) -> list[SequencePlan]:
         """The plan per sequence (and per participant's calibration), in plan order."""
@@ -767,7 +855,14 @@ class ConvertPlan(_OutcomesByStatus):
     def summary(self) -> str:
         """The plan for humans: per sequence its units, frames and estimated size, then the total and
         the free space on the target. Says that nothing was written and that sizes are estimates."""
-        lines = [f"dry run, nothing written: converting {self.raw} into {self.store_name}"]
+        opts = self.options
+        codec = schema.ImageCodec(opts.image_codec, int(opts.jpeg_quality))
+        what = ("full resolution" if opts.full else "no full resolution") + (
+            f" and levels {', '.join(f'1/{f}' for f in sorted(set(opts.levels)))}" if opts.levels else "")
+        lines = [
+            f"dry run, nothing written: converting {self.raw} into {self.store_name}",
+            f"tier {codec.label} ({'bit-exact' if codec.lossless else 'lossy'}), {what}; alpha lossless",
+        ]
         for sp in self.sequences():
             kinds = Counter(u.unit.kind for u in sp.units)
             what = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "nothing to run"
@@ -793,16 +888,29 @@ class ConvertPlan(_OutcomesByStatus):
         how = (
             "bytes per pixel of the first frame of each video compressed with the store's codec"
             if self.sampled else
-            f"bytes per pixel measured per codec on full-resolution H.264 frames (lossless {BYTES_PER_PIXEL['lossless']:.2f}, "
-            f"jpeg q95 {BYTES_PER_PIXEL['jpeg']:.2f}, alpha {BYTES_PER_PIXEL['alpha']:.4f})"
+            f"bytes per pixel measured per tier on full-resolution H.264 frames (lossless {BYTES_PER_PIXEL['lossless']:.2f}, "
+            f"compact {BYTES_PER_PIXEL['compact']:.2f}, jpeg q95 {BYTES_PER_PIXEL['jpeg']:.2f}, alpha {BYTES_PER_PIXEL['alpha']:.4f}; "
+            f"levels: lossless {LEVEL_BYTES_PER_PIXEL['lossless']:.2f}, compact {LEVEL_BYTES_PER_PIXEL['compact']:.2f}, "
+            f"jpeg q95 {LEVEL_BYTES_PER_PIXEL['jpeg']:.2f})"
         )
         lines.append(
             f"  (an estimate: frames x height x width x {how}; "
-            "point clouds, tracking and calibration at their raw file size)"
+            f"point clouds, tracking and calibration at their raw file size; metadata {format_bytes(self.metadata_bytes)})"
         )
         if self.free_bytes is not None and self.estimated_bytes > self.free_bytes:
-            lines.append("  the estimate exceeds the free space on the target")
+            lines.append("  the estimate exceeds the free space on the target: convert refuses to start without --force")
         return "\n".join(lines)
+
+    def space_problem(self) -> str | None:
+        """One line naming the estimate and the free space when the estimate exceeds the free space on the
+        target (a local store), else ``None``."""
+        if self.free_bytes is None or self.estimated_bytes <= self.free_bytes:
+            return None
+        return (
+            f"{self.store_name}: the estimated store growth {format_bytes(self.estimated_bytes)} exceeds the free space "
+            f"{format_bytes(self.free_bytes)} on the target; free space, convert less (-p/-s, --levels 2 --no-full) or a "
+            f"smaller tier (--tier compact or jpeg), or pass --force"
+        )
 
 
 def format_bytes(n: int) -> str:
@@ -813,14 +921,20 @@ def format_bytes(n: int) -> str:
     return f"{int(n)} B"
 
 
-def estimate_unit_bytes(task: Task, bytes_per_pixel: float) -> int:
+def estimate_unit_bytes(task: Task, bytes_per_pixel: float, level_bytes_per_pixel: dict[int, float] | None = None) -> int:
     """Estimated bytes a unit adds to the store.
 
     Video: ``n_timesteps × height × width × bytes_per_pixel`` (per stored frame: images count their 3
-    channels in the factor). Point clouds, tracking, calibration: the size of their raw files (``stat``).
+    channels in the factor) when it writes full resolution, plus, per level ``f`` it writes,
+    ``n_timesteps × (height // f) × (width // f) ×`` that level's bytes per pixel (``level_bytes_per_pixel[f]``,
+    default ``bytes_per_pixel``). Point clouds, tracking, calibration: the size of their raw files (``stat``).
     """
     if task.unit.kind == "video":
-        return int(round(task.n_timesteps * task.height * task.width * bytes_per_pixel))
+        pixels = [(task.height * task.width, bytes_per_pixel)] if task.write_full else []
+        for f, _ in task.levels:
+            lh, lw = level_shape(task.height, task.width, f)
+            pixels.append((lh * lw, (level_bytes_per_pixel or {}).get(f, bytes_per_pixel)))
+        return int(round(sum(task.n_timesteps * n * bpp for n, bpp in pixels)))
     src = Path(task.source)
     try:
         if src.is_dir():
@@ -830,11 +944,12 @@ def estimate_unit_bytes(task: Task, bytes_per_pixel: float) -> int:
         return 0
 
 
-def sample_bytes_per_pixel(paths: Sequence[Path], array_kwargs: dict[str, Any], alpha: bool) -> float | None:
-    """Stored bytes per pixel of the first frame of each video in ``paths``, compressed with the codecs of
-    ``array_kwargs`` (one frame, as :func:`~nersemble_zarr.core.schema.images_array_kwargs` /
-    ``alpha_array_kwargs`` give for one camera × one timestep) in memory; their mean, or ``None``
-    when no frame could be decoded. Reads the videos, writes nothing on disk."""
+def sample_bytes_per_pixel(paths: Sequence[Path], array_kwargs: dict[str, Any], alpha: bool, factor: int = 1) -> float | None:
+    """Stored bytes per pixel of the first frame of each video in ``paths`` (area-averaged by ``factor`` for a
+    level), compressed with the codecs of ``array_kwargs`` (one frame, as
+    :func:`~nersemble_zarr.core.schema.images_array_kwargs` / ``alpha_array_kwargs`` give for one camera × one
+    timestep at that size) in memory; their mean, or ``None`` when no frame could be decoded. Reads the videos,
+    writes nothing on disk."""
     from ..raw import read_frame
     from ..storage import codecs  # noqa: F401  the JPEG codec
 
@@ -844,6 +959,7 @@ def sample_bytes_per_pixel(paths: Sequence[Path], array_kwargs: dict[str, Any], 
             frame = read_frame(path, 0, alpha=alpha)
         except NersembleZarrError:
             continue
+        frame = area_average(frame, factor, axes=(0, 1))
         held: dict[str, Any] = {}
         arr = zarr.create_array(store=zarr.storage.MemoryStore(held), **array_kwargs)
         arr[0, 0] = frame
@@ -981,29 +1097,46 @@ def _plan_video(
     video of two sizes: every unit fails). A video of another size fails its unit naming both files
     and both sizes; it is never stored, so it can never read as the others' size. Sizes come from
     the video headers (:func:`~nersemble_zarr.raw.probe_frame_size`); nothing is written.
+
+    Levels (``options.levels``): each video unit also writes its camera's shards of ``level_<f>/images``
+    (or ``alpha``), area-averaged from the decoded frames (the level layout of ``nersemble-zarr downscale``,
+    intrinsics scaled from the raw ``camera_params.json``). A level is kept when it verifies
+    (:func:`~nersemble_zarr.pipelines.downscale._level_problems`) and the full-resolution frames are not
+    rewritten; otherwise it is created anew. ``options.full=False``: no full-resolution arrays at all.
+    A unit runs while its camera is incomplete in any array it writes.
     """
-    overwrite, shard_timesteps, loc = plan.options.overwrite, plan.options.shard_timesteps, plan.store
+    from .downscale import _LevelPlan, _level_problems
+
+    opts = plan.options
+    overwrite, shard_timesteps, loc, full = opts.overwrite, opts.shard_timesteps, plan.store, opts.full
+    factors = sorted({int(f) for f in opts.levels})
     b = bm.get_benchmark(benchmark)
     serials = b.train_serials
     seq_path = schema.sequence_group(benchmark, participant, sequence)
     seq = _node(root, seq_path)
     bench_dir = plan.raw / benchmark
     assets: list[_VideoAsset] = []
+    level_nodes = {f: None if overwrite else _node(root, f"{seq_path}/{schema.level_group_name(f)}") for f in factors}
     for asset, name in (("images", schema.IMAGES), ("alpha_maps", schema.ALPHA)):
         units = [Unit("video", benchmark, participant, sequence, serial=s, asset=asset) for s in serials]
         paths = [bench_dir / bm.video_path(participant, sequence, s, asset) for s in serials]
-        arr = None if overwrite or seq is None else _existing_array(seq, name)
+        arr = None if overwrite or seq is None or not full else _existing_array(seq, name)
         want_codec = codec if name == schema.IMAGES else schema.ImageCodec("lossless")
-        if arr is not None:
-            found = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {}))
-            if found != want_codec and name == schema.IMAGES:
+        if name == schema.IMAGES:
+            stored = [(f"{seq_path}/{name}", arr)] + [
+                (f"{seq_path}/{schema.level_group_name(f)}/{name}", _existing_array(g, name))
+                for f, g in level_nodes.items() if isinstance(g, zarr.Group)
+            ]
+            wrong = [(p, schema.ImageCodec.from_attrs(a.attrs.get("codec", {}))) for p, a in stored if a is not None]
+            wrong = [(p, c) for p, c in wrong if c != want_codec]
+            if wrong:
                 msg = (
-                    f"the store holds {name} encoded as {found.kind}"
-                    f"{f' (quality {found.quality})' if found.kind == 'jpeg' else ''}, this run asks for {codec.kind}: "
-                    "rerun with the same --image-codec, or with --overwrite to re-encode"
+                    f"the store holds {wrong[0][0]} encoded as {wrong[0][1].label}, this run asks for {codec.label}: "
+                    "rerun with the same --tier, or with --overwrite to re-encode"
                 )
                 plan.results += [UnitResult(u, "failed", msg) for u in units]
                 continue
+        if arr is not None:
             if arr.shape[:2] != (len(serials), n_timesteps) or not arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR):
                 arr = None  # metadata changed, or nothing complete to keep: rebuild
         assets.append(_VideoAsset(asset, name, units, paths, arr))
@@ -1012,22 +1145,36 @@ def _plan_video(
         for a in kept:  # written from videos of two sizes (before sizes were checked): rebuild both
             a.arr = None
         kept = []
+    if full and any(a.arr is None for a in assets):
+        level_nodes = {f: None for f in factors}  # frames written anew: their levels are computed anew too
+
+    # what each camera still needs: the full-resolution array (unless --no-full) and each level
+    full_done = {
+        a.name: set(a.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if a.arr is not None else set() for a in assets
+    }
+
+    def level_done(f: int, name: str) -> set[str]:
+        g = level_nodes.get(f)
+        arr = _existing_array(g, name) if isinstance(g, zarr.Group) else None
+        return set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if arr is not None else set()
+
+    def needs(a: _VideoAsset, serial: str) -> bool:
+        return (full and serial not in full_done[a.name]) or any(serial not in level_done(f, a.name) for f in factors)
 
     pending: list[tuple[_VideoAsset, int]] = []
     for a in assets:
-        done = set(a.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if a.arr is not None else set()
         for i, u in enumerate(a.units):
-            if u.serial in done:
-                plan.results.append(UnitResult(u, "skipped"))
-            else:
+            if needs(a, u.serial):
                 pending.append((a, i))
+            else:
+                plan.results.append(UnitResult(u, "skipped"))
     if not pending:
         return
     sizes = _probe_sizes([a.paths[i] for a, i in pending])
     if kept:
         k = kept[0]
         size = (int(k.arr.shape[2]), int(k.arr.shape[3]))
-        done = set(complete_cameras(k.arr))
+        done = set(k.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
         reference = next((str(p) for u, p in zip(k.units, k.paths) if u.serial in done), f"{seq_path}/{k.name} in the store")
     else:
         probed = [sizes[a.paths[i]] for a, i in pending]
@@ -1067,11 +1214,41 @@ def _plan_video(
         else:
             kwargs = schema.alpha_array_kwargs(len(serials), n_timesteps, h, w, shard_timesteps)
             attrs = schema.alpha_attrs(source)
-        plan.prepare.append(CreateArray(f"{seq_path}/{a.name}", kwargs, attrs))
         shard_len[a.name] = kwargs["shards"][1]
+        if not full:
+            continue  # levels only: no full-resolution array
+        plan.prepare.append(CreateArray(f"{seq_path}/{a.name}", kwargs, attrs))
         if levels:  # frames written anew: the levels computed from the old ones go, right after the first new array
             plan.prepare.append(DropLevels(seq_path, levels))
             levels = ()
+
+    if factors:
+        intrinsics = _raw_intrinsics(bench_dir / bm.calibration_path(participant), serials)
+        if isinstance(intrinsics, str):
+            plan.results += [UnitResult(a.units[i], "failed", intrinsics) for a, i in pending]
+            return
+        lshard = shard_len.get(schema.IMAGES, max(1, min(shard_timesteps, n_timesteps)))
+        for f in factors:
+            lh, lw = level_shape(h, w, f)
+            if lh < 1 or lw < 1:
+                msg = f"{reference}: frames of {w}x{h} (width x height) cannot be downscaled by {f}"
+                plan.results += [UnitResult(a.units[i], "failed", msg) for a, i in pending]
+                return
+            lp = _LevelPlan(
+                seq_path=seq_path, factor=f, cameras=tuple(serials), n_timesteps=int(n_timesteps), height=lh, width=lw,
+                shard_timesteps=int(lshard), codec=codec,
+                intrinsics=np.stack([scale_intrinsics(intrinsics[s], f) for s in serials]),
+            )
+            plan.level_plans.append(lp)
+            node = level_nodes.get(f)
+            if not isinstance(node, zarr.Group) or _level_problems(seq, lp):
+                level_nodes[f] = None  # (re)created empty: every camera writes it
+                plan.prepare.append(CreateLevel(lp))
+        # cameras of a recreated level run again, and their sizes are checked like the others
+        pending = [(a, i) for a in assets for i, u in enumerate(a.units) if needs(a, u.serial)]
+        plan.results = [r for r in plan.results if not (r.status == "skipped" and r.unit.kind == "video" and any(
+            r.unit == a.units[i] for a, i in pending))]
+        sizes.update(_probe_sizes([a.paths[i] for a, i in pending if a.paths[i] not in sizes]))
     bpp = {
         a.name: _bytes_per_pixel(plan, a, [a.paths[i] for owner, i in pending if owner is a and sizes[a.paths[i]] == size], h, w, codec)
         for a in assets
@@ -1083,26 +1260,52 @@ def _plan_video(
         elif found != size:
             plan.results.append(UnitResult(unit, "failed", f"{path}: {_size_mismatch(found, reference, size)}"))
         else:
+            unit_levels = tuple(
+                (f, f"{seq_path}/{schema.level_group_name(f)}/{a.name}") for f in factors if unit.serial not in level_done(f, a.name)
+            )
             _plan_unit(plan, Task(
                 unit, loc, str(path), f"{seq_path}/{a.name}", bm.video_path(participant, sequence, unit.serial, a.asset),
                 camera_index=i, n_timesteps=n_timesteps, shard_timesteps=shard_len[a.name], height=h, width=w,
-                reference=reference,
-            ), bpp[a.name])
+                reference=reference, levels=unit_levels, write_full=full and unit.serial not in full_done[a.name],
+            ), *bpp[a.name])
+
+
+def _raw_intrinsics(path: Path, serials: Sequence[str]) -> dict[str, np.ndarray] | str:
+    """``{serial: (3, 3) K}`` of ``serials`` from the raw ``camera_params.json`` (the levels' intrinsics), or the
+    message naming the file and what is missing."""
+    from ..raw import read_camera_params
+
+    try:
+        params = read_camera_params(path)
+    except (NersembleZarrError, OSError) as e:
+        return f"{path}: the levels need the cameras' intrinsics: {e}"
+    missing = [s for s in serials if s not in params.intrinsics]
+    if missing:
+        return f"{path}: expected intrinsics of camera(s) {', '.join(missing)} for the levels, found none"
+    return {s: np.asarray(params.intrinsics[s], np.float64) for s in serials}
 
 
 def _bytes_per_pixel(
     plan: ConvertPlan, asset: _VideoAsset, paths: list[Path], h: int, w: int, codec: schema.ImageCodec,
-) -> float:
-    """The estimate's bytes per pixel of one asset of a sequence: the mean over the first frames of the
-    videos ``paths`` (every camera to convert: cameras differ, 3 of 13 missed the sample's size by 18%)
-    when the plan samples frames, else (or when none decodes) the benchmark factor :data:`BYTES_PER_PIXEL`."""
+) -> tuple[float, dict[int, float]]:
+    """The estimate's bytes per pixel of one asset of a sequence, at full resolution and per level factor: the
+    mean over the first frames of the videos ``paths`` (every camera to convert: cameras differ, 3 of 13 missed
+    the sample's size by 18%; a level's frame is area-averaged first) when the plan samples frames, else (or when
+    none decodes) the benchmark factor :data:`BYTES_PER_PIXEL`."""
     alpha = asset.name == schema.ALPHA
     fallback = BYTES_PER_PIXEL["alpha" if alpha else codec.kind]
+    factors = sorted({int(f) for f in plan.options.levels})
+    level_fallback = LEVEL_BYTES_PER_PIXEL["alpha" if alpha else codec.kind]
     if not plan.sampled or not paths:
-        return fallback
-    kwargs = schema.alpha_array_kwargs(1, 1, h, w, 1) if alpha else schema.images_array_kwargs(1, 1, h, w, codec, 1)
-    measured = sample_bytes_per_pixel(paths, kwargs, alpha)
-    return fallback if measured is None else measured
+        return fallback, {f: level_fallback for f in factors}
+    out = []
+    for f in ([1] if plan.options.full else []) + factors:
+        lh, lw = level_shape(h, w, f)
+        kwargs = schema.alpha_array_kwargs(1, 1, lh, lw, 1) if alpha else schema.images_array_kwargs(1, 1, lh, lw, codec, 1)
+        measured = sample_bytes_per_pixel(paths, kwargs, alpha, factor=f)
+        out.append((f, (fallback if f == 1 else level_fallback) if measured is None else measured))
+    measured_at = dict(out)
+    return measured_at.get(1, fallback), {f: measured_at[f] for f in factors}  # noqa: RET504
 
 
 def _plan_coords(plan: ConvertPlan, seq: Any | None, seq_path: str, serials: Sequence[str], n_timesteps: int) -> None:
@@ -1132,8 +1335,10 @@ def _plan_group(plan: ConvertPlan, root: zarr.Group | None, path: str, attrs: di
         plan.prepare.append(EnsureGroup(path, attrs))
 
 
-def _plan_unit(plan: ConvertPlan, task: Task, bytes_per_pixel: float = 0.0) -> None:
-    plan.units.append(PlannedUnit(task, _video_frames(task), estimate_unit_bytes(task, bytes_per_pixel)))
+def _plan_unit(
+    plan: ConvertPlan, task: Task, bytes_per_pixel: float = 0.0, level_bytes_per_pixel: dict[int, float] | None = None,
+) -> None:
+    plan.units.append(PlannedUnit(task, _video_frames(task), estimate_unit_bytes(task, bytes_per_pixel, level_bytes_per_pixel)))
 
 
 def _group_task(
@@ -1242,6 +1447,11 @@ def _validate(raw_root: str | os.PathLike, store: str | os.PathLike | StoreLocat
         codec = schema.ImageCodec(options.image_codec, int(options.jpeg_quality))
     except ValueError as e:
         raise ConvertError(str(e)) from None
+    for f in options.levels:
+        if isinstance(f, bool) or int(f) != f or int(f) < 2:
+            raise ConvertError(f"a level is an integer downscale factor >= 2 (2 = half resolution), not {f!r}")
+    if not options.full and not options.levels:
+        raise ConvertError("storing no full resolution (--no-full) needs the levels to store instead (--levels 2,4)")
     names = select_benchmarks(raw, options.benchmarks)
     check_selection(raw, names, options.participants, options.sequences)
     loc = store if isinstance(store, StoreLocation) else StoreLocation.parse(store, options.storage_options)
@@ -1309,10 +1519,12 @@ def _prepare(plan: ConvertPlan) -> zarr.Group:
 def _mark_complete(root: zarr.Group, task: Task) -> None:
     """Write the unit's completion marker (its data is already on the store)."""
     if task.unit.kind == "video":
-        arr = zarr.open_array(root.store, path=task.target, mode="r+")
-        done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-        done.add(task.unit.serial)
-        arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: sorted(done)})
+        paths = ([task.target] if task.write_full else []) + [path for _, path in task.levels]
+        for path in paths:
+            arr = zarr.open_array(root.store, path=path, mode="r+")
+            done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+            done.add(task.unit.serial)
+            arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: sorted(done)})
     else:
         mark_complete(zarr.open_group(root.store, path=task.target, mode="r+"))
 
@@ -1342,13 +1554,20 @@ def convert_benchmark(
     progress: bool = True,
     shard_timesteps: int = schema.DEFAULT_SHARD_TIMESTEPS,
     storage_options: dict[str, Any] | None = None,
+    levels: Sequence[int] = (),
+    full: bool = True,
+    force: bool = False,
 ) -> ConvertReport:
     """Convert a raw benchmark folder (official layout) into the Zarr store at ``store``.
 
     ``benchmarks``: ``"nvs"``, ``"mono_flame_avatar"``, a list, or ``None``/``"all"`` (every
     benchmark folder present). ``participants``/``sequences``: restrict to these (default: all
-    present on disk). ``image_codec``: ``"lossless"`` (bit-exact) or ``"jpeg"`` at ``jpeg_quality``;
-    alpha is always lossless. ``workers``: run on a local dask cluster of that many worker
+    present on disk). ``image_codec``: the tier, ``"lossless"`` (blosc-lz4, bit-exact), ``"compact"`` (JPEG-XL
+    lossless, bit-exact, ~3x smaller) or ``"jpeg"`` at ``jpeg_quality``; alpha is always lossless. ``levels``:
+    downscale factors (2, 4) whose levels are computed from the decoded frames during conversion (the layout of
+    ``nersemble-zarr downscale``); ``full=False``: store only those levels, no full resolution.
+    ``force``: start even when the estimated store growth exceeds the free space on the target (otherwise
+    :class:`InsufficientSpaceError`, before anything is written). ``workers``: run on a local dask cluster of that many worker
     processes; ``scheduler``: a ``tcp://`` address (or ``distributed.Client``) of an existing
     cluster; neither: threads in this process. ``store`` is a local path or an fsspec URL
     (``s3://…``, with ``storage_options``). Complete units are skipped unless ``overwrite``; frames
@@ -1377,8 +1596,13 @@ def convert_benchmark(
     options = ConvertOptions(
         benchmarks=benchmarks, participants=participants, sequences=sequences, image_codec=image_codec,
         jpeg_quality=jpeg_quality, overwrite=overwrite, shard_timesteps=shard_timesteps, storage_options=storage_options,
+        levels=tuple(int(f) for f in levels), full=full,
     )
     _, _, _, loc = _validate(raw, store, options)  # refusals come before the lock: nothing is written
+    if not force and free_space(loc) is not None:  # the lock file is a write: the space check comes before it
+        problem = plan_conversion(raw_root, store, options).space_problem()
+        if problem is not None:
+            raise InsufficientSpaceError(problem)
     with StoreLock(loc) as lock:
         plan = plan_conversion(raw_root, store, options)  # under the lock: the store cannot change before execution
         report = execute_plan(plan, workers=workers, scheduler=scheduler, progress=progress, lock=lock)
@@ -1440,6 +1664,12 @@ def execute_plan(
         progress=progress, desc="converting", frames_of=_video_frames, frames_done=_frames_written,
         jobs_label="units", live_progress=True, name="convert",
     )
+    if plan.level_plans:
+        from .downscale import _mark_level_complete
+
+        for lp in plan.level_plans:  # a level is complete once every camera's images and alpha are (verified first)
+            lock.check()
+            _mark_level_complete(root[lp.seq_path], lp)
     consolidate(loc)
     report.seconds = time.perf_counter() - start
     return report

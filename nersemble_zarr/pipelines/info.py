@@ -129,7 +129,7 @@ def _sequence_info(g: zarr.Group, name: str, sizes: dict[str, int], path: str) -
     cams = [str(c) for c in g[schema.CAMERA][:]] if schema.CAMERA in arrays else []
     for arr_name in (schema.IMAGES, schema.ALPHA):
         if arr_name not in arrays:
-            if attrs.get("has_video"):
+            if attrs.get("has_video") and not any(n.startswith("level_") for n in groups):  # levels-only: --no-full
                 info.incomplete.append(f"{arr_name} missing")
             continue
         arr = g[arr_name]
@@ -295,6 +295,8 @@ def _codec_label(codec: dict[str, Any] | None) -> str:
         return "?"
     if codec.get("kind") == "jpeg":
         return f"jpeg q{codec.get('quality')}"
+    if codec.get("kind") == "compact":
+        return f"compact (JPEG-XL lossless, effort {codec.get('effort')})"
     comp = codec.get("compressor", {})
     cfg = comp.get("configuration", {})
     name = comp.get("name", "")

@@ -25,6 +25,7 @@ import zarr
 
 from ..core import benchmark as bm
 from ..core import schema
+from ..imaging import area_average
 from ..core.errors import NersembleZarrError, SelectionError
 from ..jobs.runner import run_jobs
 from ..storage.integrity import guard_store, guarded
@@ -138,7 +139,7 @@ def _compare_video(
     arr = root[arr_path]
     if not isinstance(arr, zarr.Array):
         return Check(name, False, f"{arr_path} is a group in the store, expected an array")
-    lossless = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {})).kind == "lossless"
+    lossless = schema.ImageCodec.from_attrs(arr.attrs.get("codec", {})).lossless  # lossless and compact tiers
     serial = name.rsplit("cam_", 1)[-1]
     if serial not in complete_cameras(arr):
         return Check(name, False, "not completely written (run convert again to finish it)")
@@ -152,7 +153,10 @@ def _compare_video(
     r = 0
     stored = None
     try:
+        factor = int(arr_path.split("/level_")[1].split("/")[0]) if "/level_" in arr_path else 1
         for frame in iter_frames(path, alpha=alpha):
+            if factor > 1:  # a level converted with --levels: the decoded frame area-averaged (imaging.area_average)
+                frame = area_average(frame, factor, axes=(0, 1))
             if t >= n_t:
                 return Check(name, False, f"{path} has more than the {n_t} frames in the store", frames=t)
             if t == 0 and tuple(arr.shape[2:]) != frame.shape:
@@ -318,18 +322,23 @@ def _video_checks(root: zarr.Group, store: str, name: str, bench_dir: Path, p: i
     for asset, arr_name in (("images", schema.IMAGES), ("alpha_maps", schema.ALPHA)):
         arr_path = f"{seq_path}/{arr_name}"
         try:
-            if _node(root, arr_path) is None:
+            seq_node = _node(root, seq_path)
+            levels = [] if _node(root, arr_path) is not None or seq_node is None else sorted(  # a levels-only store
+                n for n in seq_node.group_keys() if n.startswith("level_") and _node(root, f"{seq_path}/{n}/{arr_name}") is not None)
+            if _node(root, arr_path) is None and not levels:
                 report.checks.append(Check(f"{seq_name} {arr_name}", False, f"{arr_path} is missing from the store"))
                 continue
             cams = [str(c) for c in _arr(root, f"{seq_path}/{schema.CAMERA}")[:]]
         except Exception as e:  # noqa: BLE001  damaged metadata: a row, not a crash
             report.checks.append(Check(f"{seq_name} {arr_name}", False, _problem(f"{store}/{arr_path}", e)))
             continue
-        for i, serial in enumerate(cams):
-            out.append((
-                store, arr_path, root, cams, i, bench_dir / bm.video_path(p, s, serial, asset),
-                f"{seq_name} {arr_name} cam_{serial}", asset == "alpha_maps",
-            ))
+        for level in levels or [None]:
+            for i, serial in enumerate(cams):
+                out.append((
+                    store, f"{seq_path}/{level}/{arr_name}" if level else arr_path, root, cams, i,
+                    bench_dir / bm.video_path(p, s, serial, asset),
+                    f"{seq_name} {f'{level}/' if level else ''}{arr_name} cam_{serial}", asset == "alpha_maps",
+                ))
     return out
 
 
