@@ -392,6 +392,24 @@ def test_zip_level_problems(tmp_path, p17_members):
     assert validate_svfr_submission(make_zip(tmp_path / "e.zip", {})).kinds() == {"missing_svfr_tasks"}
 
 
+def test_oversized_and_duplicate_entries(tmp_path, p17_members, monkeypatch):
+    import warnings
+
+    from nersemble_zarr.submission import validate_svfr
+
+    path = tmp_path / "s.zip"
+    make_zip(path, p17_members)
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "a") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name we mean to write
+        zf.writestr(FIRST, p17_members[FIRST])
+    monkeypatch.setattr(validate_svfr, "MAX_MESH_BYTES", len(p17_members[FIRST]) - 1)  # every mesh is one byte over
+    report = validate_svfr_submission(path, participants=[17])
+    assert [(p.kind, p.path) for p in report.problems if p.kind == "duplicate"] == [("duplicate", FIRST)]
+    too_large = [p for p in report.problems if p.kind == "too_large"]
+    assert len(too_large) == 20 and "more than" in too_large[0].message and "not read" in too_large[0].message
+    assert report.kinds() == {"duplicate", "too_large"}
+
+
 def test_warnings_do_not_fail(tmp_path, p17_members, flame):
     v, f = flame
     lm_path = svfr_landmarks_path(P17[0], "posed")
