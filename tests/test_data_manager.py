@@ -82,8 +82,8 @@ def test_load_camera_calibration_equals_camera_params_json(nvs: NVSDataManager, 
         # what user code calls on them: the camera centre and viewing direction in world coordinates
         w2c = params.world_2_cam[serial]
         cam_2_world = got.world_2_cam[serial].invert()
-        np.testing.assert_allclose(cam_2_world.get_translation(), -w2c[:3, :3].T @ w2c[:3, 3], atol=1e-5)
-        np.testing.assert_allclose(cam_2_world.get_look_direction(), w2c[2, :3], atol=1e-6)
+        np.testing.assert_allclose(np.asarray(cam_2_world.get_translation()), -w2c[:3, :3].T @ w2c[:3, 3], atol=1e-5)
+        np.testing.assert_allclose(np.asarray(cam_2_world.get_look_direction()), w2c[2, :3], atol=1e-6)
         assert got.intrinsics[serial].fx == np.float32(params.intrinsics[serial][0, 0])
 
 

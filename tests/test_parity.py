@@ -423,16 +423,16 @@ def test_pose_follows_dreifus_semantics() -> None:
     assert c2w.pose_type.name == "CAM_2_WORLD" and pose.pose_type.name == "WORLD_2_CAM"  # not in place by default
     np.testing.assert_allclose(c2w, np.linalg.inv(m), atol=1e-6)
     centre = -m[:3, :3].T @ m[:3, 3]
-    np.testing.assert_allclose(c2w.get_translation(), centre, atol=1e-6)
-    np.testing.assert_allclose(c2w.get_look_direction(), m[2, :3], atol=1e-6)  # OpenCV: +z forward
-    np.testing.assert_allclose(c2w.get_up_direction(), -m[1, :3], atol=1e-6)  # OpenCV: -y up
+    np.testing.assert_allclose(np.asarray(c2w.get_translation()), centre, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(c2w.get_look_direction()), m[2, :3], atol=1e-6)  # OpenCV: +z forward
+    np.testing.assert_allclose(np.asarray(c2w.get_up_direction()), -m[1, :3], atol=1e-6)  # OpenCV: -y up
     with pytest.raises(AssertionError):
         pose.get_look_direction()  # dreifus: CAM_2_WORLD poses only
     same = pose.change_pose_type(pose.pose_type.invert(), inplace=False)
     np.testing.assert_array_equal(same, c2w)
     gl = c2w.change_camera_coordinate_convention(type(c2w.camera_coordinate_convention).OPEN_GL, inplace=False)
     np.testing.assert_array_equal(gl[:3, 1:3], -c2w[:3, 1:3])
-    np.testing.assert_allclose(gl.get_look_direction(), c2w.get_look_direction(), atol=1e-7)
+    np.testing.assert_allclose(np.asarray(gl.get_look_direction()), np.asarray(c2w.get_look_direction()), atol=1e-7)
     assert (c2w @ pose).pose_type.name == "CAM_2_CAM"
     np.testing.assert_allclose(c2w @ pose, np.eye(4), atol=1e-6)
     assert type(pose.numpy()) is np.ndarray and pose.numpy().dtype == np.float32
@@ -440,7 +440,8 @@ def test_pose_follows_dreifus_semantics() -> None:
     assert inplace.change_pose_type(c2w.pose_type) is inplace and inplace.pose_type.name == "CAM_2_WORLD"  # in place by default
     again = pickle.loads(pickle.dumps(c2w))
     assert again.pose_type.name == "CAM_2_WORLD" and np.array_equal(again, c2w)
-    assert pose[:3, :3].pose_type.name == "WORLD_2_CAM"  # views keep the pose's attributes
+    if isinstance(pose, camera.Pose):  # ours: views keep the pose's attributes (dreifus's lose them)
+        assert pose[:3, :3].pose_type.name == "WORLD_2_CAM"
 
 
 def test_intrinsics_follow_dreifus_semantics() -> None:
@@ -490,3 +491,26 @@ def test_dreifus_is_used_when_installed_and_ours_match_it() -> None:
                   camera.Pose.from_euler(np.float32([0.1, -0.2, 0.3]), np.float32([1, 2, 3]))),
                  (dreifus_matrix.Intrinsics(k).rescale(0.5, inplace=False), camera.Intrinsics(k).rescale(0.5, inplace=False))]:
         assert np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_pose_accepts_dreifus_enum_members_by_name() -> None:
+    """Code importing PoseType from dreifus but getting this module's poses (dreifus not importable at load time)."""
+    from enum import Enum
+
+    class PoseType(Enum):  # stands in for dreifus.camera.PoseType
+        CAM_2_WORLD = 1
+        WORLD_2_CAM = 2
+
+    class CameraCoordinateConvention(Enum):
+        OPEN_GL = 1
+
+    m, _ = _rig(4)
+    pose = camera.Pose(m, pose_type=PoseType.WORLD_2_CAM)
+    assert pose.pose_type is camera.PoseType.WORLD_2_CAM
+    c2w = pose.change_pose_type(PoseType.CAM_2_WORLD, inplace=False)
+    assert c2w.pose_type is camera.PoseType.CAM_2_WORLD
+    np.testing.assert_allclose(c2w, np.linalg.inv(m), atol=1e-6)
+    gl = c2w.change_camera_coordinate_convention(CameraCoordinateConvention.OPEN_GL, inplace=False)
+    assert gl.camera_coordinate_convention is camera.CameraCoordinateConvention.OPEN_GL
+    with pytest.raises(ValueError, match=r"expected a PoseType \(CAM_2_WORLD, WORLD_2_CAM, CAM_2_CAM\), got 'CAM'"):
+        pose.change_pose_type("CAM")

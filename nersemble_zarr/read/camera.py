@@ -136,6 +136,17 @@ class Vec3(np.ndarray):
 # ---------------------------------------------------------------------------------------------
 
 
+def _member(enum: type[Enum], value: Any) -> Any:
+    """``value`` as a member of ``enum``: ours, or dreifus's member of the same name (so code that imports the enums
+    from dreifus works on these poses too)."""
+    if isinstance(value, enum):
+        return value
+    name = getattr(value, "name", None)
+    if name in enum.__members__:
+        return enum[name]
+    raise ValueError(f"expected a {enum.__name__} ({', '.join(enum.__members__)}), got {value!r}")
+
+
 def _rotation() -> Any:
     from scipy.spatial.transform import Rotation
 
@@ -169,8 +180,8 @@ class Pose(np.ndarray):
         disable_rotation_check: bool = False,
     ) -> Pose:
         pose = super().__new__(cls, (4, 4), dtype=np.float32)
-        pose.camera_coordinate_convention = camera_coordinate_convention
-        pose.pose_type = pose_type
+        pose.camera_coordinate_convention = _member(CameraCoordinateConvention, camera_coordinate_convention)
+        pose.pose_type = _member(PoseType, pose_type)
         pose._disable_rotation_check = disable_rotation_check
         m = np.asarray(matrix_or_rotation)
         if m.shape == (4, 4):
@@ -349,6 +360,7 @@ class Pose(np.ndarray):
 
     def change_pose_type(self, new_pose_type: PoseType, inplace: bool = True) -> Pose:
         """This pose as ``new_pose_type`` (CAM_2_WORLD or WORLD_2_CAM); in place by default, as dreifus."""
+        new_pose_type = _member(PoseType, new_pose_type)
         types = {PoseType.CAM_2_WORLD, PoseType.WORLD_2_CAM}
         if self.pose_type not in types or new_pose_type not in types:
             raise AssertionError("pose types must be CAM_2_WORLD or WORLD_2_CAM")
@@ -363,7 +375,7 @@ class Pose(np.ndarray):
         if self.pose_type != PoseType.CAM_2_WORLD:
             raise AssertionError("Camera coordinate conventions can only be changed on CAM_2_WORLD matrices")
         pose = self if inplace else self.copy()
-        old, new = self.camera_coordinate_convention, new_camera_coordinate_convention
+        old, new = self.camera_coordinate_convention, _member(CameraCoordinateConvention, new_camera_coordinate_convention)
         for axis, (a, b) in enumerate(zip(old.value, new.value)):
             if a != b:
                 pose.negate_orientation_axis(axis)
