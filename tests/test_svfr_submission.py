@@ -470,3 +470,14 @@ def test_cli_submit_svfr_from_npz_with_faces_file(tmp_path, flame, vertices):
     assert validate_submission(out, "svfr", participants=[17]).ok
     result = CliRunner().invoke(cli, [*args, "--metadata", "x"])
     assert result.exit_code == 2 and "--metadata apply to the video benchmarks, not to svfr" in result.output
+
+
+def test_cli_submit_svfr_takes_the_faces_from_the_flame_model(tmp_path, flame, vertices, flame_model_path):
+    pytest.importorskip("torch")  # the FLAME model reader lives in the flame layer, which needs torch
+    np.savez(tmp_path / "m.npz", posed=vertices[:20], keys=np.array([f"017/{k.submission_folder()}" for k in P17]))
+    out = tmp_path / "svfr.zip"
+    result = CliRunner().invoke(cli, ["submit", str(tmp_path / "m.npz"), "svfr", "-o", str(out), "--no-progress",
+                                      "--faces", str(flame_model_path)])
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as zf:
+        np.testing.assert_array_equal(load_ply_as_official(zf.read(FIRST)).faces, flame[1])

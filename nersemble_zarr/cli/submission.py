@@ -30,7 +30,8 @@ _METADATA_HELP = (
               help="Keep the videos staged in <out>.partial/ instead of writing the zip (finish later with --append).")
 @click.option("--float-input", is_flag=True, help="Accept float renders in [0, 1] (else uint8 0-255 is required).")
 @click.option("--faces", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="svfr: the mesh faces (F, 3) int as a .npy file, when MESHES holds no 'faces' array.")
+              help="svfr: the mesh faces (F, 3) int as a .npy file, or the FLAME model (flame2023.pkl) to take "
+                   "its faces from, when MESHES holds no 'faces' array.")
 @click.option("--validation", is_flag=True,
               help="Also accept train cameras (renders of published frames): a zip for `nersemble-zarr evaluate`, "
                    "not for the server.")

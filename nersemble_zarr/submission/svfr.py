@@ -538,7 +538,7 @@ def find_svfr_meshes(source: Any, faces: Any = None) -> tuple[dict[str, tuple[An
     """Read SVFR meshes from a Zarr group (path, fsspec URL or ``zarr.Group``) or an ``.npz`` file.
 
     Names read: ``posed`` and/or ``neutral`` ``(N, V, 3)`` vertices; ``faces`` ``(F, 3)`` int (or the
-    ``faces`` argument: an array or a ``.npy`` file); optional ``landmarks_posed``/``landmarks_neutral``
+    ``faces`` argument: an array, a ``.npy`` file or the FLAME model ``flame2023.pkl``, whose faces are taken); optional ``landmarks_posed``/``landmarks_neutral``
     ``(N, 7, 3)``; optional ``keys`` ``(N,)`` strings ``"PID/FOLDER"`` (e.g. ``"017/EMO-1-shout+laugh_156_221501007"``,
     padded or not), default the 391 image keys in official order. Zarr arrays stay lazy (read slab by slab).
     Returns ``({task: (vertices, landmarks)}, faces, keys)``; raises :class:`SubmissionError` naming what is
@@ -569,6 +569,10 @@ def find_svfr_meshes(source: Any, faces: Any = None) -> tuple[dict[str, tuple[An
             raise SubmissionError(f"{where}: no 'faces' array (F, 3): store the mesh faces (e.g. FLAME's) "
                                   f"there or pass them (--faces FILE.npy)")
         faces = arrays["faces"]
+    elif isinstance(faces, (str, os.PathLike)) and os.fspath(faces).endswith(".pkl"):
+        from ..flame.model import read_flame_arrays  # the FLAME model file (checked, no code run); needs torch
+
+        faces = read_flame_arrays(faces).faces
     elif isinstance(faces, (str, os.PathLike)):
         faces = np.load(faces, allow_pickle=False)
     keys = None
