@@ -30,7 +30,7 @@ TABLE: dict[str, set[str]] = {
     "verify": {"benchmark", "participant", "sequence", "workers", "scheduler"},
     "info": {"json"},
     "downscale": {"benchmark", "participant", "sequence", "workers", "scheduler", "progress"},
-    "show": {"benchmark1", "participant1", "sequence1"},
+    "show": {"benchmark1", "participant1", "sequence1", "camera", "progress"},
     "flame": {"workers", "scheduler", "progress"},
     "submit": {"participant", "workers", "scheduler", "progress"},
     "validate": {"participant", "json", "progress"},
