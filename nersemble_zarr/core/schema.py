@@ -172,8 +172,19 @@ OFFSETS = "offsets"
 CLOUD_TIMESTEP = "cloud_timestep"
 POINT = "point"
 CLOUD_OFFSET = "cloud_offset"
-#: Points per chunk of the CSR arrays (262144 points = 3 MiB of float32 xyz).
-POINT_CHUNK = 1 << 18
+#: Points per inner chunk and per shard of the CSR arrays (``points``, ``normals``, ``colors``), chosen by measurement
+#: (benchmarks/pointclouds.py, clouds of 300k and 1M points): a cloud starts anywhere in a chunk, so a one-timestep
+#: read decodes up to one chunk more than the cloud on each side; 65536-point chunks (768 KiB of xyz) keep that
+#: small, and 1048576-point shards keep a sequence of 3,516 clouds of ~1M points at ~3,400 objects per array.
+POINT_CHUNK = 1 << 16
+POINT_SHARD = 1 << 20
+#: Lossless compressor per CSR array, chosen by measurement (benchmarks/pointclouds.py; see the README):
+#: float32 xyz/normals byte-shuffled (typesize 4, from the dtype) + lz4; colours lz4.
+POINTCLOUD_COMPRESSORS: dict[str, dict[str, Any]] = {
+    POINTS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},
+    NORMALS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},
+    COLORS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "noshuffle", "blocksize": 0}},
+}
 
 # FLAME tracking: dim ``timestep``, coordinate ``timestep`` = the npz ``frames`` (int64; kept float only when the
 # npz holds non-integer frames such as NaN)

@@ -405,7 +405,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
     if not clouds:
         raise RawFormatError(folder, "expected frame_<timestep>.pcd point clouds, found no .pcd file")
     group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes=dict(INCOMPLETE))
-    chunk = schema.POINT_CHUNK
+    chunk, shard = schema.POINT_CHUNK, schema.POINT_SHARD
     arrays: dict[str, Any] = {}
     pending: dict[str, list[np.ndarray]] = {schema.POINTS: [], schema.COLORS: [], schema.NORMALS: []}
     n_pending = 0
@@ -416,7 +416,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
 
     def flush(final: bool) -> None:
         nonlocal n_pending, n_written
-        k = n_pending if final else (n_pending // chunk) * chunk
+        k = n_pending if final else (n_pending // shard) * shard  # memory: < one shard + one cloud, whatever T
         if k == 0:
             return
         for name, parts in pending.items():
@@ -425,7 +425,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
             data = np.concatenate(parts)
             arr = arrays[name]
             arr.resize((n_written + k, 3))
-            arr[n_written:n_written + k] = data[:k]  # whole chunks (a partial one only at the very end)
+            arr[n_written:n_written + k] = data[:k]  # whole shards (a partial one only at the very end)
             pending[name] = [data[k:]] if len(data) > k else []
         n_written += k
         n_pending -= k
@@ -440,8 +440,8 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
                 specs.append((schema.NORMALS, "float32", ("point", "xyz")))
             for name, dtype, dims in specs:
                 arrays[name] = group.create_array(
-                    name, shape=(0, 3), dtype=dtype, chunks=(chunk, 3), dimension_names=dims,
-                    **schema.chunk_codecs(zarr.codecs.ZstdCodec(level=3)), attributes=schema.POINTCLOUD_ATTRS[name],
+                    name, shape=(0, 3), dtype=dtype, chunks=(chunk, 3), shards=(shard, 3), dimension_names=dims,
+                    **schema.chunk_codecs(schema.POINTCLOUD_COMPRESSORS[name]), attributes=schema.POINTCLOUD_ATTRS[name],
                 )
         elif has_normals != (cloud.normals is not None):
             raise RawFormatError(

@@ -311,6 +311,10 @@ class _StoreDataManager:
         return self._all_frames(schema.ALPHA, sequence_name, serial, every_nth_frame, level, scale, resize)[..., None]
 
 
+#: uint8 colour -> float32 as open3d hands it back (uint8 / 255 in float64, then float32); a lookup, same bits.
+_UNIT_COLOURS = (np.arange(256, dtype=np.float64) / 255.).astype(np.float32)
+
+
 class NVSDataManager(_StoreDataManager):
     """The multi-view NVS benchmark of one participant, read from a store (official ``NVSDataManager`` API)."""
 
@@ -325,11 +329,16 @@ class NVSDataManager(_StoreDataManager):
         timestep = check_timestep(timestep)
         res = self._resolve(sequence_name)
         rows = res.cloud_rows(timestep, error=DataManagerError)
-        pc = res.open_group(self._root(), schema.POINTCLOUDS, "point clouds", required=True, error=DataManagerError)
-        points = np.asarray(read(pc[schema.POINTS], rows), dtype=np.float32)
-        colors = (read(pc[schema.COLORS], rows).astype(np.float64) / 255.).astype(np.float32)
-        if schema.NORMALS in pc.array_keys():
-            normals = np.asarray(read(pc[schema.NORMALS], rows), dtype=np.float32)
+        key = (res.sequence, 1, False, schema.POINTCLOUDS)
+        arrays = self._arrays.get(key)
+        if arrays is None:  # opened once per process, as the frames (benchmarks/pointclouds.py: a large share of a read)
+            pc = res.open_group(self._root(), schema.POINTCLOUDS, "point clouds", required=True, error=DataManagerError)
+            names = [n for n in (schema.POINTS, schema.COLORS, schema.NORMALS) if n in pc.array_keys()]
+            arrays = self._arrays[key] = {n: GuardedArray(pc[n]) for n in names}
+        points = np.asarray(arrays[schema.POINTS][rows], dtype=np.float32)
+        colors = _UNIT_COLOURS[arrays[schema.COLORS][rows]]
+        if schema.NORMALS in arrays:
+            normals = np.asarray(arrays[schema.NORMALS][rows], dtype=np.float32)
         else:
             normals = np.zeros((0, 3), dtype=np.float32)
         return points, colors, normals
