@@ -1,0 +1,52 @@
+"""Point clouds in the store at real-size layout (#14.4): CSR arrays in shards of inner chunks with the schema's
+lossless codecs, clouds crossing chunk and shard boundaries read back bit for bit through the public reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from nersemble_zarr.core import schema
+from nersemble_zarr.core.benchmark import NVS
+from nersemble_zarr.pipelines.convert import convert_benchmark
+from nersemble_zarr.raw import read_pcd
+from nersemble_zarr.read.data_manager import NVSDataManager
+
+PID = 388
+
+
+def test_clouds_across_chunk_and_shard_boundaries_read_back_bit_for_bit(
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seq_dir = sorted((sample_root / NVS / f"{PID:03d}" / "sequences").iterdir())[0]
+    files = sorted((seq_dir / "pointclouds").glob("frame_*.pcd"))
+    clouds = [read_pcd(f) for f in files]
+    assert len(clouds) >= 3 and all(len(c) > 200 for c in clouds)
+    # tiny chunks and shards: every cloud spans several chunks, and some a shard boundary
+    monkeypatch.setattr(schema, "POINT_CHUNK", 64)
+    monkeypatch.setattr(schema, "POINT_SHARD", 256)
+    store = tmp_path / "store.zarr"
+    report = convert_benchmark(sample_root, store, benchmarks=NVS, participants=[PID], sequences=[seq_dir.name], progress=False)
+    assert report.ok, report.summary()
+
+    group = zarr.open_group(store / NVS / f"{PID:03d}" / seq_dir.name / schema.POINTCLOUDS, mode="r")
+    n = sum(len(c) for c in clouds)
+    for name, typesize, shuffle in ((schema.POINTS, 4, "shuffle"), (schema.NORMALS, 4, "shuffle"), (schema.COLORS, 1, "noshuffle")):
+        arr = group[name]
+        assert arr.shape == (n, 3) and arr.chunks == (64, 3) and arr.shards == (256, 3), name
+        blosc = arr.compressors[0]
+        assert (blosc.cname.value, blosc.shuffle.value, blosc.typesize) == ("lz4", shuffle, typesize), name
+    np.testing.assert_array_equal(group[schema.OFFSETS][...], np.cumsum([0] + [len(c) for c in clouds]))
+
+    dm = NVSDataManager(store, PID)
+    for f, cloud in zip(files, clouds):
+        t = int(f.stem.split("_")[1])
+        points, colors, normals = dm.load_pointcloud(seq_dir.name, t)
+        assert points.dtype == colors.dtype == normals.dtype == np.float32
+        np.testing.assert_array_equal(points.view(np.uint32), cloud.points.view(np.uint32))
+        np.testing.assert_array_equal(normals.view(np.uint32), cloud.normals.view(np.uint32))
+        # colours as open3d hands them back: uint8 / 255 computed in float64, then float32
+        np.testing.assert_array_equal(colors, (cloud.colors.astype(np.float64) / 255.).astype(np.float32))
