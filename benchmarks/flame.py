@@ -8,7 +8,15 @@ subprocess each (max RSS growth during the forward). Uses the synthetic FLAME-20
 Runs once with torch's default thread count and once single-threaded: the per-timestep loop's cost is
 mostly per-op overhead, which multiplies when intra-op threads must synchronise on a busy machine.
 
-    .venv/bin/python benchmarks/flame.py [--timesteps 1000] [--repeats 3] [--device cuda]
+Under load (#14.5): the official loop (as ``FlameProvider.get_mesh`` runs it: batch-1 lbs, scipy
+``Rotation.from_euler`` model→world, a ``trimesh.Trimesh(process=False)`` per timestep) and the thread
+policies of the batched forward, interleaved repeat by repeat, once on the machine as it is ("idle") and
+once while a spawned process keeps one core busy (a Python busy loop): torch's default intra-op threads
+with sequential chunks (the first release), one intra-op thread with sequential chunks, and the policy
+``vertices()`` uses now: chunks in parallel on ``torch.get_num_threads()`` Python threads, each with one
+intra-op thread. ``uptime`` before and after is saved.
+
+    .venv/bin/python benchmarks/flame.py [--timesteps 1000] [--repeats 3] [--device cuda] [--load-timesteps 600]
 """
 
 from __future__ import annotations
@@ -47,8 +55,11 @@ def median_seconds(fn, repeats: int, sync=lambda: None) -> float:
     return statistics.median(times)
 
 
-def official_style_loop(model: FlameModel, tracking) -> np.ndarray:
-    """The official provider's per-timestep evaluation (batch 1, full 400 betas, scipy pose per step)."""
+def official_style_loop(model: FlameModel, tracking, mesh: bool = False) -> np.ndarray:
+    """The official provider's per-timestep evaluation (batch 1, full 400 betas, scipy pose per step);
+    ``mesh``: also build the ``trimesh.Trimesh(vertices, faces, process=False)`` that ``get_mesh`` returns.
+    Conservative: the official FLAME forward also computes landmarks per timestep, which this loop skips."""
+    import trimesh
     from scipy.spatial.transform import Rotation
     from smplx.lbs import lbs
 
@@ -70,7 +81,103 @@ def official_style_loop(model: FlameModel, tracking) -> np.ndarray:
             m = torch.as_tensor(m, device=dev)[None]
             homo = torch.cat([verts, torch.ones((1, verts.shape[1], 1), dtype=dt, device=dev)], dim=-1)
             out[i] = torch.bmm(homo, m.permute(0, 2, 1))[0, :, :3].cpu().numpy()
+            if mesh:
+                trimesh.Trimesh(out[i], model.faces, process=False)
     return out
+
+
+def first_release_policy(model: FlameModel, tracking, chunk: int = 64) -> np.ndarray:
+    """The first release's forward: batched lbs chunk after chunk with torch's intra-op threads as set."""
+    from smplx.lbs import lbs
+
+    p = load_flame_parameters(tracking)
+    f32 = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
+    expr, neck, jaw, eyes, rot, trans = (f32(a) for a in (p.expression, p.neck, p.jaw, p.eyes, p.rotation, p.translation))
+    out = np.empty((p.n_timesteps, 5023, 3), np.float32)
+    with torch.inference_mode():
+        template = model.v_template + torch.einsum("l,mkl->mk", f32(p.shape).reshape(-1), model.shapedirs)
+        for start in range(0, p.n_timesteps, chunk):
+            sl = slice(start, min(start + chunk, p.n_timesteps))
+            pose = torch.cat([torch.zeros((sl.stop - sl.start, 3)), neck[sl], jaw[sl], eyes[sl]], dim=1)
+            verts, _ = lbs(expr[sl], pose, template, model.exprdirs, model.posedirs, model.J_regressor,
+                           model.parents, model.lbs_weights, pose2rot=True)
+            from nersemble_zarr.flame.model import euler_xyz_to_matrix
+
+            m = euler_xyz_to_matrix(rot[sl]) * float(np.asarray(p.scale).reshape(-1)[0])
+            out[sl] = torch.baddbmm(trans[sl].unsqueeze(1), verts, m.transpose(1, 2)).numpy()
+    return out
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def load_section(h, model: FlameModel, timesteps: int, repeats: int, baseline_repeats: int) -> dict:
+    """Idle and with one core kept busy: the official loop and three thread policies, interleaved."""
+    tracking = synthetic_flame_tracking(timesteps, seed=1)
+    default_threads = torch.get_num_threads()
+    provider = FlameProvider(tracking, model)
+
+    def with_threads(n: int, fn):
+        def run():
+            prev = torch.get_num_threads()
+            torch.set_num_threads(n)
+            try:
+                return fn()
+            finally:
+                torch.set_num_threads(prev)
+        return run
+
+    policies = {
+        f"first release: {default_threads} intra-op threads, chunks in turn": with_threads(
+            default_threads, lambda: first_release_policy(model, tracking)),
+        "1 intra-op thread, chunks in turn": lambda: provider.flame_model.forward(
+            *_args(tracking), chunk_size=provider.chunk_size, threads=1),
+        f"vertices() now: {default_threads} chunks at once, 1 intra-op thread each": provider.vertices,
+    }
+    ref = provider.vertices()
+    for name, fn in policies.items():  # equal to the default within float32 noise; the new policies bit for bit
+        diff = float(np.abs(np.asarray(fn()) - ref).max())
+        assert diff < 1e-5, (name, diff)
+    assert np.array_equal(np.asarray(policies["1 intra-op thread, chunks in turn"]()), ref)
+    summary: dict = {"uptime_before": _uptime(), "torch_threads": default_threads}
+    for condition in ("idle", "one core busy"):
+        busy = None
+        if condition != "idle":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(1.0)
+        try:
+            secs: dict[str, list[float]] = {"official": [], **{k: [] for k in policies}}
+            for r in range(max(repeats, baseline_repeats)):
+                if r < baseline_repeats:
+                    t0 = time.perf_counter()
+                    official_style_loop(model, tracking, mesh=True)
+                    secs["official"].append(time.perf_counter() - t0)
+                if r < repeats:
+                    for name, fn in policies.items():
+                        t0 = time.perf_counter()
+                        fn()
+                        secs[name].append(time.perf_counter() - t0)
+            summary[f"uptime_{condition}"] = _uptime()
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        group = f"T={timesteps}, {condition}"
+        h.add("official get_mesh loop (batch 1, scipy, trimesh)", secs["official"], group=group, items=timesteps,
+              unit="timestep", baseline=True)
+        for name in policies:
+            h.add(name, secs[name], group=group, items=timesteps, unit="timestep")
+        base = statistics.median(secs["official"])
+        summary[condition] = {name: round(base / statistics.median(secs[name]), 1) for name in policies}
+        summary[condition]["official_s"] = round(base, 3)
+    summary["uptime_after"] = _uptime()
+    return summary
+
+
+def _args(tracking):
+    p = load_flame_parameters(tracking)
+    return p.shape, p.expression, p.neck, p.jaw, p.eyes, p.rotation, p.translation, p.scale
 
 
 def _rss_bytes() -> int:
@@ -115,6 +222,10 @@ def main() -> None:
     ap.add_argument("--baseline-repeats", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--chunks", default="1,16,64,256,1000")
+    ap.add_argument("--load-timesteps", type=int, default=600)
+    ap.add_argument("--load-repeats", type=int, default=5)
+    ap.add_argument("--load-baseline-repeats", type=int, default=2)
+    ap.add_argument("--skip-chunks", action="store_true", help="only the under-load section")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
@@ -137,7 +248,10 @@ def main() -> None:
         model = FlameModel.load(model_path, device=args.device)
         sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
         tracking = synthetic_flame_tracking(args.timesteps, seed=0)
-        for threads in thread_counts:
+        if args.device == "cpu":
+            h.params["under_load"] = load_section(h, model, args.load_timesteps, args.load_repeats,
+                                                  args.load_baseline_repeats)
+        for threads in ([] if args.skip_chunks else thread_counts):
             torch.set_num_threads(threads)
             group = f"{args.device}, {threads} thread{'s' if threads > 1 else ''}"
             refs: list[np.ndarray] = []
@@ -160,7 +274,7 @@ def main() -> None:
                       note=f"peak +{mem} MiB" if mem is not None else "")
     h.finish()
     for c in h.cases:
-        if not c.baseline:
+        if not c.baseline and "peak_extra_mib" in c.extra:
             print(f"  {c.group}: {c.label}: peak +{c.extra['peak_extra_mib']} MiB, "
                   f"max |diff| vs loop {c.extra['max_abs_diff_vs_loop_m']:.1e} m")
 
