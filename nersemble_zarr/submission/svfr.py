@@ -388,8 +388,8 @@ class SVFRSubmissionDataWriter(StagedZipWriter):
         elif n_vertices != N_VERTICES:
             raise SubmissionError(f"svfr {task}: the meshes are not FLAME topology ({n_vertices} vertices, not "
                                   f"{N_VERTICES}): pass landmarks ({n}, {N_NOW_LANDMARKS}, 3), the NoW landmarks")
-        jobs = [_SlabJob(tuple(key_list[a:b]), a, b, vertices, faces, landmarks, task, self.staging)
-                for a, b in _slabs(vertices, n)]
+        jobs = [_SlabJob(tuple(key_list[a:b]), a, b, *_slab_source(vertices, a, b), faces,
+                         *_slab_source(landmarks, a, b), task, self.staging) for a, b in _slabs(vertices, n)]
         run_jobs(jobs, _write_slab, workers=workers, scheduler=scheduler, threads=threads,
                  on_result=_raise_failure, progress=self.progress, desc=f"svfr {task} meshes",
                  frames_of=lambda job: job.stop - job.start, unit="mesh", live_progress=True, name="svfr-mesh")
@@ -421,36 +421,47 @@ def _slabs(vertices: Any, n: int) -> list[tuple[int, int]]:
     return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
+def _slab_source(array: Any, start: int, stop: int) -> tuple[Any, int]:
+    """What a job carries to read rows ``[start, stop)``: numpy and dask arrays sliced here (a numpy view pickles
+    only its rows to a worker process, a dask slice only its blocks' graph), other array-likes (zarr) whole,
+    with the offset of the slab in them."""
+    if array is None:
+        return None, 0
+    if isinstance(array, np.ndarray) or _is_dask(array):
+        return array[start:stop], 0
+    return array, start
+
+
+def _read_rows(array: Any, offset: int, n: int) -> np.ndarray:
+    rows = array[offset:offset + n]
+    return np.asarray(rows.compute() if _is_dask(rows) else rows)
+
+
 @dataclass(frozen=True)
 class _SlabJob:
     keys: tuple[SVFRImageKey, ...]
     start: int
     stop: int
     vertices: Any
+    offset: int
     faces: np.ndarray
     landmarks: Any
+    landmarks_offset: int
     task: str
     staging: Path
 
 
 def _write_slab(job: _SlabJob, advance: Any) -> int:
     """Read meshes ``[start, stop)`` at once, check and stage each (runs where the job runs)."""
-    slab = job.vertices.blocks[_block_of(job)] if _is_dask(job.vertices) else job.vertices[job.start:job.stop]
-    slab = np.asarray(slab.compute() if _is_dask(slab) else slab)
-    lms = None if job.landmarks is None else job.landmarks[job.start:job.stop]
-    if lms is not None:
-        lms = np.asarray(lms.compute() if _is_dask(lms) else lms)
+    n = job.stop - job.start
+    slab = _read_rows(job.vertices, job.offset, n)
+    lms = None if job.landmarks is None else _read_rows(job.landmarks, job.landmarks_offset, n)
     for i, key in enumerate(job.keys):
         label = _label(key, job.task)
         ply, lm = _prepare_mesh(slab[i], job.faces, None if lms is None else lms[i], label)
         _stage_mesh(job.staging, key, job.task, ply, lm)
         advance(1)
     return len(job.keys)
-
-
-def _block_of(job: _SlabJob) -> int:
-    bounds = np.cumsum((0, *job.vertices.chunks[0]))
-    return int(np.searchsorted(bounds, job.start))
 
 
 def _raise_failure(outcome: Any) -> None:
