@@ -312,3 +312,11 @@ def full_res_mono(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nersemble_zarr.testing.sample import generate_sample
 
     return generate_sample(tmp_path_factory.mktemp("full") / "raw", benchmarks=("mono_flame_avatar",), frames=4, scale=1)
+
+
+def test_levels_option_refuses_a_factor_below_2_and_writes_nothing(sample_root: Path, tmp_path: Path):
+    store = tmp_path / "s.zarr"
+    result = _cli("convert", str(sample_root), str(store), "--levels", "2,1", "--dry-run")
+    assert result.exit_code == 2
+    assert "expected integer downscale factors >= 2 separated by commas (2,4), found '1'" in result.output
+    assert not store.exists()

@@ -40,6 +40,7 @@ def _parse_levels(value: str | None) -> tuple[int, ...]:
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, help="JPEG quality for --tier jpeg.")
 @click.option(
     "--levels", "levels", default="", metavar="F[,F...]", callback=lambda ctx, param, value: _parse_levels(value),
+    show_default="none",
     help="Also store these downscaled levels (2 = half resolution, 4 = quarter), area-averaged from the decoded "
          "frames during conversion (what 'nersemble-zarr downscale' writes).",
 )
