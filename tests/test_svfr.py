@@ -304,3 +304,31 @@ def test_data_manager_errors_name_what_is_missing(svfr_store):
     import pickle
 
     assert np.array_equal(pickle.loads(pickle.dumps(dm)).load_image(k), ref)
+
+
+def test_cli_covers_svfr(svfr_sample, svfr_store, tmp_path):
+    from click.testing import CliRunner
+
+    from nersemble_zarr.cli.main import cli
+
+    run = lambda *args: CliRunner().invoke(cli, [str(a) for a in args])  # noqa: E731
+    r = run("sample", tmp_path / "s", "-b", "svfr", "-p", "372", "--svfr-images", "1", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "s" / SVFR / bm.svfr_image_path(svfr_image_keys(372)[0])).is_file()
+    assert len(list((tmp_path / "s" / SVFR).rglob("rgb.png"))) == 1
+    r = run("sample", tmp_path / "bad", "-b", "svfr", "--svfr-images", "0")
+    assert r.exit_code == 2 and "expected a number of images or 'all'" not in r.output and "at least 1" in r.output
+    r = run("info", svfr_store)
+    assert r.exit_code == 0 and "060/  3 of 20 images 512x512" in r.output, r.output
+    r = run("check", svfr_store, "-b", "svfr", "--deep", "--no-progress")
+    assert r.exit_code == 0 and "ok" in r.output, r.output
+    r = run("verify", svfr_store, svfr_sample, "-b", "svfr")
+    assert r.exit_code == 0 and "3/3 checks passed" in r.output, r.output
+    r = run("show", svfr_store, "-b", "svfr", "-p", "17", "--out", tmp_path / "sheet.png", "--tile-width", "64")
+    assert r.exit_code == 0 and "3 images of svfr 017" in r.output, r.output
+    assert Image.open(tmp_path / "sheet.png").size == (128, 128)
+    r = run("show", svfr_store, "-b", "svfr", "-p", "17", "--flame", tmp_path / "f.png")
+    assert r.exit_code == 2 and "svfr has still images only" in r.output
+    r = run("download", tmp_path / "raw", "svfr", "-p", "388")  # refused before any request (no URL needed)
+    assert isinstance(r.exception, SelectionError) and "participant 388 is not in the svfr benchmark" in str(r.exception)
+    assert not (tmp_path / "raw").exists()

@@ -28,7 +28,7 @@ def _timesteps(ctx: click.Context, param: click.Parameter, value: tuple[str, ...
 
 @click.command()
 @click.argument("store")
-@benchmark_option(one=True, required=True)
+@benchmark_option(one=True, required=True, svfr=True)
 @participant_option(one=True, required=True)
 @sequence_option(one=True, default_help="the participant's first with video (--flame, --video: with tracking; "
                                          "--pointcloud: with point clouds)")
@@ -89,6 +89,15 @@ def show(
             raise click.UsageError(f"{name} draws one timestep, got {len(timesteps)}: {', '.join(map(str, timesteps))}")
     one_t = timesteps[0] if timesteps else None
     who = f"{benchmark} {participant:03d}"
+    if benchmark == "svfr":  # still images, no calibration or video: the contact sheet only
+        if out is None or any((cameras_plot, flame_png, video_mp4, pointcloud_png, sequence, cameras, timesteps)):
+            raise click.UsageError("svfr has still images only: show -b svfr -p PID --out SHEET.png (no "
+                                   "--cameras-plot/--flame/--video/--pointcloud, -s, -c or -t)")
+        from nersemble_zarr.read.svfr import svfr_contact_sheet
+
+        info = svfr_contact_sheet(store, participant, out, tile_width=tile_width)
+        click.echo(f"wrote {info.path} ({format_size(info.size[1], info.size[0])} px): {len(info.cameras)} images of {who}")
+        return
     if out is not None:
         from nersemble_zarr.read.show import contact_sheet
 

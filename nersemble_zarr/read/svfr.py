@@ -36,7 +36,7 @@ from ..storage.integrity import GuardedArray, check_arrays, guarded, read
 from ..storage.markers import is_complete
 from .resolver import StoreLike, StoreReadError, describe_store, open_root
 
-__all__ = ["ImageKey", "SVFRDataManager", "SVFRDataManagerError"]
+__all__ = ["ImageKey", "SVFRDataManager", "SVFRDataManagerError", "svfr_contact_sheet"]
 
 
 class SVFRDataManagerError(StoreReadError, KeyError):
@@ -203,3 +203,44 @@ def _as_key(participant: int, image_key: Any) -> SVFRImageKey:
             f"expected an ImageKey (sequence_name, timestep, serial), an SVFRImageKey or a folder name such as "
             f"'EXP-4-lips_6_221501007', not {image_key!r}"
         ) from None
+
+
+def svfr_contact_sheet(
+    store: StoreLike,
+    participant: int,
+    out: str | os.PathLike,
+    *,
+    tile_width: int = 160,
+    columns: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Any:
+    """Write a PNG contact sheet of a participant's SVFR images in the store (``show -b svfr -p PID --out``).
+
+    Tiles of ``tile_width`` pixels, labelled with the image key (submission spelling), ``columns`` per row
+    (default: a near-square grid). Returns a :class:`~nersemble_zarr.read.show.SheetInfo` (``sequence`` ``"svfr"``,
+    ``timestep`` -1, ``cameras`` the keys drawn). Reads through the integrity guard, as :class:`SVFRDataManager`.
+    """
+    import math
+
+    from matplotlib.figure import Figure
+
+    from .show import DPI, SheetInfo, _inches, _save
+
+    dm = SVFRDataManager(store, participant, storage_options=storage_options)
+    keys = dm.list_image_keys()
+    if not keys:
+        raise SVFRDataManagerError(f"{dm._where} holds no images")
+    n = len(keys)
+    tile = int(tile_width)
+    cols = min(n, int(columns) if columns else max(1, math.ceil(math.sqrt(n))))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=_inches(rows * tile, cols * tile), dpi=DPI, facecolor="black")
+    for i, key in enumerate(keys):
+        r, c = divmod(i, cols)
+        ax = fig.add_axes((c / cols, 1 - (r + 1) / rows, 1 / cols, 1 / rows))
+        ax.imshow(dm.load_image(key), interpolation="antialiased")
+        ax.text(0.02, 0.98, key.to_key(), transform=ax.transAxes, va="top", ha="left", fontsize=6, color="white",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.2, "linewidth": 0})
+        ax.set_axis_off()
+    path = _save(fig, out)
+    return SheetInfo(path, (rows * tile, cols * tile), SVFR, -1, tuple(k.to_key() for k in keys))
