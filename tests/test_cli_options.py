@@ -155,7 +155,7 @@ def test_one_participant_where_a_command_draws_one() -> None:
 
 
 def test_bad_values_name_the_choices() -> None:
-    with pytest.raises(click.BadParameter, match="'foo' is not one of 'nvs', 'mono_flame_avatar', 'all'"):
+    with pytest.raises(click.BadParameter, match="'foo' is not one of 'nvs', 'mono_flame_avatar', 'svfr', 'all'"):
         _params("convert", "-b", "nvs,foo")
     with pytest.raises(click.BadParameter, match="expected integer ids, got '388 x'"):
         _params("check", "-p", "388,x")
