@@ -325,21 +325,12 @@ def rasterize_mesh(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, height:
         pix = py * w + px
         nearer = iz > zbuf[pix]
         f, pix, iz = f[nearer], pix[nearer], iz[nearer]
-        pix, keep = _nearest_per_pixel(pix, iz)
-        zbuf[pix] = iz[keep]
-        face_buf[pix] = f[keep]
+        np.maximum.at(zbuf, pix, iz)  # the nearest surface per pixel (ufunc.at: repeated pixels all count)
+        won = iz == zbuf[pix]
+        face_buf[pix[won]] = -1  # a pixel won in this batch: its face is the largest index among exact ties
+        np.maximum.at(face_buf, pix[won], f[won])
         start = stop
     return face_buf.reshape(h, w), zbuf.reshape(h, w)
-
-
-def _nearest_per_pixel(pixel: np.ndarray, nearness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(pixels, positions)``: each distinct pixel once, with the position in the inputs of its largest
-    ``nearness`` (so assignments never rely on numpy's unspecified order for repeated indices)."""
-    order = np.lexsort((nearness, pixel))
-    sorted_pixel = pixel[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = sorted_pixel[1:] != sorted_pixel[:-1]
-    return sorted_pixel[last], order[last]
 
 
 def face_shading(points_cam: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -398,11 +389,10 @@ def draw_points(image: np.ndarray, points: np.ndarray, colors: np.ndarray, world
     xs = (col[:, None, None] + np.arange(-r, r + 1)[None, None, :]).repeat(2 * r + 1, axis=1).reshape(len(row), -1)
     on = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     n = np.broadcast_to(np.arange(len(row))[:, None], ys.shape)[on]  # rank: higher is nearer
-    pix, keep = _nearest_per_pixel(ys[on] * w + xs[on], n)
-    flat = out.reshape(-1, 3)
-    flat[pix] = rgb[n[keep]]
-    hit = np.zeros(h * w, dtype=bool)
-    hit[pix] = True
+    nearest = np.full(h * w, -1, dtype=np.int64)
+    np.maximum.at(nearest, ys[on] * w + xs[on], n)
+    hit = nearest >= 0
+    out.reshape(-1, 3)[hit] = rgb[nearest[hit]]
     return out, hit.reshape(h, w)
 
 
