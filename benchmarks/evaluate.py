@@ -45,8 +45,7 @@ def prepare(folder: Path, frames: int) -> tuple[Path, Path, Path]:
     print(f"building a {frames}-frame full-resolution store and prediction in {folder} (once) ...", file=sys.stderr)
     rgb, alpha = write_head_videos(folder / "gt", frames)
     p, s, serials, _ = build_nvs_raw(folder / "raw", rgb, alpha, 1, frames)
-    report = convert_benchmark(folder / "raw", store, progress=False)
-    assert report.ok, report.summary()
+    convert_benchmark(folder / "raw", store, progress=False)  # the other cameras' videos are absent: only ours converts
     write_head_videos(folder / "pred", frames, seed=1)
     with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.write(pred_mp4, submission_video_path(p, s, serials[0]))
@@ -55,8 +54,11 @@ def prepare(folder: Path, frames: int) -> tuple[Path, Path, Path]:
 
 
 def run_evaluate(zip_path: Path, store: Path, metrics: list[str]) -> dict:
+    import warnings
+
     from nersemble_zarr.evaluate.run import evaluate
 
+    warnings.filterwarnings("ignore", message=".*not completely converted.*")  # the store holds one camera on purpose
     return evaluate(str(zip_path), store, metrics=metrics, split="all", threads=1).to_dict()
 
 

@@ -205,7 +205,7 @@ def plot(report: EvaluationReport, path: str | os.PathLike, *, worst: int = 3) -
         err = np.abs(w.prediction.astype(np.int16) - w.ground_truth.astype(np.int16)).mean(axis=2)
         label = f"{w.key[0]:03d}/{w.key[1]}/{w.key[2]} t={w.timestep}"
         for j, (img, title) in enumerate(((w.prediction, f"prediction {label}"),
-                                          (w.ground_truth, f"ground truth ({w.psnr:.2f} dB)"),
+                                          (w.ground_truth, f"ground truth (PSNR {w.psnr:.2f} dB)"),
                                           (err, "|error| (mean over RGB)"))):
             a = fig.add_subplot(grid[i, j])
             shown = a.imshow(img, cmap="inferno" if img.ndim == 2 else None, vmin=0 if img.ndim == 2 else None,
