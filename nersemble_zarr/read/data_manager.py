@@ -313,6 +313,17 @@ class _StoreDataManager:
 
 #: uint8 colour -> float32 as open3d hands it back (uint8 / 255 in float64, then float32); a lookup, same bits.
 _UNIT_COLOURS = (np.arange(256, dtype=np.float64) / 255.).astype(np.float32)
+_CLOUD_POOL: tuple[int, Any] | None = None
+
+
+def _cloud_pool() -> Any:
+    """Three threads reading a cloud's arrays together; a new pool in a forked child (DataLoader workers)."""
+    global _CLOUD_POOL
+    if _CLOUD_POOL is None or _CLOUD_POOL[0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+
+        _CLOUD_POOL = (os.getpid(), ThreadPoolExecutor(3, thread_name_prefix="nersemble-cloud"))
+    return _CLOUD_POOL[1]
 
 
 class NVSDataManager(_StoreDataManager):
@@ -335,10 +346,12 @@ class NVSDataManager(_StoreDataManager):
             pc = res.open_group(self._root(), schema.POINTCLOUDS, "point clouds", required=True, error=DataManagerError)
             names = [n for n in (schema.POINTS, schema.COLORS, schema.NORMALS) if n in pc.array_keys()]
             arrays = self._arrays[key] = {n: GuardedArray(pc[n]) for n in names}
-        points = np.asarray(arrays[schema.POINTS][rows], dtype=np.float32)
-        colors = _UNIT_COLOURS[arrays[schema.COLORS][rows]]
-        if schema.NORMALS in arrays:
-            normals = np.asarray(arrays[schema.NORMALS][rows], dtype=np.float32)
+        # the arrays at once (each read waits on zarr's I/O loop; measured 2-4x faster on a busy machine)
+        got = dict(zip(arrays, _cloud_pool().map(lambda a: a[rows], arrays.values())))
+        points = np.asarray(got[schema.POINTS], dtype=np.float32)
+        colors = _UNIT_COLOURS[got[schema.COLORS]]
+        if schema.NORMALS in got:
+            normals = np.asarray(got[schema.NORMALS], dtype=np.float32)
         else:
             normals = np.zeros((0, 3), dtype=np.float32)
         return points, colors, normals
