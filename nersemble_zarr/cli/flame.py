@@ -29,7 +29,7 @@ def flame(
 ) -> None:
     """Write FLAME vertices for every sequence with tracking (train and test) into STORE.
 
-    Per sequence: <benchmark>/<pid>/<sequence>/flame_v<N>/vertices (frame, vertex, xyz) float32, metres,
+    Per sequence: <benchmark>/<pid>/<sequence>/flame_v<N>/vertices (timestep, vertex, xyz) float32, metres,
     world coordinates, exactly as the official FlameProvider evaluates them; per benchmark:
     <benchmark>/flame_faces (face, corner) int64. Resumable: sequences already evaluated with the same
     model file are skipped, unfinished ones are redone.

@@ -408,7 +408,7 @@ def flame_vertices(
     frames_per_chunk: int = STORE_CHUNK_FRAMES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Any:
-    """World-space FLAME vertices of one sequence as a lazy dask array ``(frame, vertex, xyz)`` float32, metres.
+    """World-space FLAME vertices of one sequence as a lazy dask array ``(timestep, vertex, xyz)`` float32, metres.
 
     ``dataset_or_group``: a sequence from ``open_sequence`` (its tracking variables), a store ``tracking_vN``
     Dataset/zarr group, a sequence zarr group or DataTree node (its ``tracking_v<version>`` child), or
