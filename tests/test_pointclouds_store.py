@@ -3,6 +3,7 @@ lossless codecs, clouds crossing chunk and shard boundaries read back bit for bi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +51,25 @@ def test_clouds_across_chunk_and_shard_boundaries_read_back_bit_for_bit(
         np.testing.assert_array_equal(normals.view(np.uint32), cloud.normals.view(np.uint32))
         # colours as open3d hands them back: uint8 / 255 computed in float64, then float32
         np.testing.assert_array_equal(colors, (cloud.colors.astype(np.float64) / 255.).astype(np.float32))
+
+
+def test_sample_points_sets_the_cloud_size_and_is_recorded(tmp_path: Path) -> None:
+    from nersemble_zarr.testing.sample import SampleError, generate_sample
+
+    root = generate_sample(tmp_path / "s", benchmarks=NVS, participants=[PID], frames=1, scale=1 / 16, points=3000,
+                           pointclouds="first")
+    files = list((root / NVS / f"{PID:03d}").rglob("*.pcd"))
+    assert len(files) == 1
+    assert 0.95 * 3000 <= len(read_pcd(files[0])) <= 3000  # each timestep keeps 96-100 % of the points
+    # the params record the points, so a rerun with another count is refused rather than mixed in
+    assert json.loads((root / ".nersemble-sample.json").read_text())["points"] == 3000
+    with pytest.raises(SampleError, match="holds a sample made with"):
+        generate_sample(root, benchmarks=NVS, participants=[PID], frames=1, scale=1 / 16, points=4000, pointclouds="first")
+
+
+def test_sample_points_below_one_is_refused_before_writing(tmp_path: Path) -> None:
+    from nersemble_zarr.testing.sample import SampleError, generate_sample
+
+    with pytest.raises(SampleError, match="points must be at least 1, got 0"):
+        generate_sample(tmp_path / "s", benchmarks=NVS, participants=[PID], points=0)
+    assert not (tmp_path / "s").exists()
