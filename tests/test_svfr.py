@@ -196,13 +196,13 @@ def test_store_layout_codecs_and_resume(svfr_sample, svfr_store):
     images = g["images"]
     assert images.shape == (N_IMAGES, 512, 512, 3) and images.dtype == np.uint8 and images.chunks == (1, 512, 512, 3)
     assert images.metadata.dimension_names == ("image", "height", "width", "rgb")
-    for name in ("images", "image", "sequence", "timestep", "serial"):  # crc32c last on every array
+    for name in ("images", "image", "sequence", "timestep", "camera"):  # crc32c last on every array
         assert type(g[name].compressors[-1]).__name__ == "Crc32cCodec", name
     keys = svfr_image_keys(17)[:N_IMAGES]
     assert list(g["image"][:]) == [k.download_folder() for k in keys]
     assert list(g["sequence"][:]) == [k.sequence for k in keys]
     assert g["timestep"][:].tolist() == [k.timestep for k in keys] and g["timestep"].dtype == np.int64
-    assert list(g["serial"][:]) == [k.serial for k in keys]
+    assert list(g["camera"][:]) == [k.serial for k in keys]  # the serial, named camera as everywhere
     assert g.attrs["complete"] is True and g.attrs["n_images"] == N_IMAGES and g.attrs["n_official_images"] == 20
     assert images.attrs["codec"] == schema.ImageCodec("lossless").to_attrs()
     # xarray reads the participant as one Dataset

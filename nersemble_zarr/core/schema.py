@@ -441,13 +441,14 @@ def string_array(values: list[str] | tuple[str, ...]) -> np.ndarray:
 #   svfr/<pid:03d>/  images (image, height, width, rgb) uint8: chunk = one image, one object per image (391 in
 #                    all: no sharding needed, and a damaged object loses one image);
 #                    image (image) str coord = the download folder name "<sequence>_<timestep>_<serial>";
-#                    sequence, serial (image) str and timestep (image) int64: the image keys.
+#                    sequence, camera (image) str (the serial) and timestep (image) int64: the image keys
+#                    (`camera` as everywhere in format 2; readers map a format-1 `serial` to it).
 # ---------------------------------------------------------------------------------------------
 
 SVFR_IMAGE = "image"
 SVFR_SEQUENCE = "sequence"
 SVFR_TIMESTEP = TIMESTEP
-SVFR_SERIAL = "serial"
+SVFR_SERIAL = CAMERA
 SVFR_IMAGES_DIMS = (SVFR_IMAGE, "height", "width", "rgb")
 
 

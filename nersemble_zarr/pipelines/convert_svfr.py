@@ -6,7 +6,7 @@ unpadded), 512 x 512 RGB. Store (:mod:`nersemble_zarr.core.schema`)::
     svfr/<pid:03d>/   attrs participant, n_images, n_official_images, source, source_bytes, complete
       images    (image, height, width, rgb) uint8   chunk = one image (one object), the store's tier, crc32c
       image     (image) str     coordinate: the download folder name, e.g. "EXP-4-lips_6_221501007"
-      sequence  (image) str, timestep (image) int64, serial (image) str: the image keys
+      sequence  (image) str, timestep (image) int64, camera (image) str (the serial): the image keys
 
 One unit per participant (all of its images, a few MB): the group is written whole by one task and marked
 ``complete`` by the driver afterwards (:func:`nersemble_zarr.pipelines.convert.execute_plan`), so a rerun skips a
