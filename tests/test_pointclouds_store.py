@@ -19,16 +19,17 @@ from nersemble_zarr.read.data_manager import NVSDataManager
 PID = 388
 
 
+@pytest.mark.parametrize("shard", [None, 256], ids=["unsharded", "sharded"])
 def test_clouds_across_chunk_and_shard_boundaries_read_back_bit_for_bit(
-    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shard: int | None
 ) -> None:
     seq_dir = sorted((sample_root / NVS / f"{PID:03d}" / "sequences").iterdir())[0]
     files = sorted((seq_dir / "pointclouds").glob("frame_*.pcd"))
     clouds = [read_pcd(f) for f in files]
     assert len(clouds) >= 3 and all(len(c) > 200 for c in clouds)
-    # tiny chunks and shards: every cloud spans several chunks, and some a shard boundary
+    # tiny chunks (and shards): every cloud spans several chunks, and some a shard boundary
     monkeypatch.setattr(schema, "POINT_CHUNK", 64)
-    monkeypatch.setattr(schema, "POINT_SHARD", 256)
+    monkeypatch.setattr(schema, "POINT_SHARD", shard)
     store = tmp_path / "store.zarr"
     report = convert_benchmark(sample_root, store, benchmarks=NVS, participants=[PID], sequences=[seq_dir.name], progress=False)
     assert report.ok, report.summary()
@@ -37,7 +38,7 @@ def test_clouds_across_chunk_and_shard_boundaries_read_back_bit_for_bit(
     n = sum(len(c) for c in clouds)
     for name, typesize, shuffle in ((schema.POINTS, 4, "shuffle"), (schema.NORMALS, 4, "shuffle"), (schema.COLORS, 1, "noshuffle")):
         arr = group[name]
-        assert arr.shape == (n, 3) and arr.chunks == (64, 3) and arr.shards == (256, 3), name
+        assert arr.shape == (n, 3) and arr.chunks == (64, 3) and arr.shards == ((shard, 3) if shard else None), name
         blosc = arr.compressors[0]
         assert (blosc.cname.value, blosc.shuffle.value, blosc.typesize) == ("lz4", shuffle, typesize), name
     np.testing.assert_array_equal(group[schema.OFFSETS][...], np.cumsum([0] + [len(c) for c in clouds]))

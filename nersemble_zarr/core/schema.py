@@ -172,14 +172,17 @@ OFFSETS = "offsets"
 CLOUD_TIMESTEP = "cloud_timestep"
 POINT = "point"
 CLOUD_OFFSET = "cloud_offset"
-#: Points per inner chunk and per shard of the CSR arrays (``points``, ``normals``, ``colors``), chosen by measurement
-#: (benchmarks/pointclouds.py, clouds of 300k and 1M points): a cloud starts anywhere in a chunk, so a one-timestep
-#: read decodes up to one chunk more than the cloud on each side; 65536-point chunks (768 KiB of xyz) keep that
-#: small, and 1048576-point shards keep a sequence of 3,516 clouds of ~1M points at ~3,400 objects per array.
-POINT_CHUNK = 1 << 16
-POINT_SHARD = 1 << 20
+#: Points per chunk of the CSR arrays (``points``, ``normals``, ``colors``; 262144 points = 3 MiB of xyz) and per
+#: shard (None: unsharded), chosen by measurement (benchmarks/pointclouds.py, clouds of 300k and 1M points): zarr
+#: reads each inner chunk of a shard as its own byte range, so 64Ki/128Ki/256Ki-point chunks in 1Mi-point shards
+#: read one timestep 1.3-2.5x slower than unsharded 256Ki-point chunks (objects of ~1-3 MB, ~4 per 1M-point cloud
+#: and array). A cloud starts anywhere in a chunk: a read decodes at most one chunk more on each side.
+POINT_CHUNK = 1 << 18
+POINT_SHARD: int | None = None
 #: Lossless compressor per CSR array, chosen by measurement (benchmarks/pointclouds.py; see the README):
-#: float32 xyz/normals byte-shuffled (typesize 4, from the dtype) + lz4; colours lz4.
+#: float32 xyz/normals byte-shuffled (typesize 4, from the dtype) + lz4; colours lz4. Reads one timestep 2-7x
+#: faster than zstd (levels 1/3, shuffled or not) at 1.08x smaller than raw (zstd-3: 1.09x; bit-shuffle +
+#: zstd-1, the smallest: 1.15x); delta (on the float bits) made clouds larger.
 POINTCLOUD_COMPRESSORS: dict[str, dict[str, Any]] = {
     POINTS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},
     NORMALS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},

@@ -406,6 +406,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
         raise RawFormatError(folder, "expected frame_<timestep>.pcd point clouds, found no .pcd file")
     group = zarr.open_group(task.store.zarr_store(), path=task.target, mode="w", attributes=dict(INCOMPLETE))
     chunk, shard = schema.POINT_CHUNK, schema.POINT_SHARD
+    block = shard or chunk  # written whole: memory stays below one block + one cloud, whatever the frame count
     arrays: dict[str, Any] = {}
     pending: dict[str, list[np.ndarray]] = {schema.POINTS: [], schema.COLORS: [], schema.NORMALS: []}
     n_pending = 0
@@ -416,7 +417,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
 
     def flush(final: bool) -> None:
         nonlocal n_pending, n_written
-        k = n_pending if final else (n_pending // shard) * shard  # memory: < one shard + one cloud, whatever T
+        k = n_pending if final else (n_pending // block) * block
         if k == 0:
             return
         for name, parts in pending.items():
@@ -425,7 +426,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
             data = np.concatenate(parts)
             arr = arrays[name]
             arr.resize((n_written + k, 3))
-            arr[n_written:n_written + k] = data[:k]  # whole shards (a partial one only at the very end)
+            arr[n_written:n_written + k] = data[:k]  # whole chunks/shards (a partial one only at the very end)
             pending[name] = [data[k:]] if len(data) > k else []
         n_written += k
         n_pending -= k
@@ -440,7 +441,7 @@ def _convert_pointclouds(task: Task, on_frames: Callable[[int], None]) -> int:
                 specs.append((schema.NORMALS, "float32", ("point", "xyz")))
             for name, dtype, dims in specs:
                 arrays[name] = group.create_array(
-                    name, shape=(0, 3), dtype=dtype, chunks=(chunk, 3), shards=(shard, 3), dimension_names=dims,
+                    name, shape=(0, 3), dtype=dtype, chunks=(chunk, 3), shards=(shard, 3) if shard else None, dimension_names=dims,
                     **schema.chunk_codecs(schema.POINTCLOUD_COMPRESSORS[name]), attributes=schema.POINTCLOUD_ATTRS[name],
                 )
         elif has_normals != (cloud.normals is not None):
