@@ -16,7 +16,7 @@ any other count is an error naming the three accepted counts.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -27,10 +27,10 @@ from ..core.errors import NersembleZarrError, SelectionError
 from ..core.splits import check_part, parse_split, split_sequence
 from ..imaging import area_average
 from ..jobs.runner import JobOutcome, run_jobs
-from ..read.resolver import StoreLike, StoreReadError, open_root, read_calibration, resolve_sequence
+from ..read.resolver import StoreLike, open_root, read_calibration, resolve_sequence
 from . import metrics as M
 from .report import EvaluationReport, VideoResult, WorstFrame
-from .sources import Predictions, PredictionError, as_predictions
+from .sources import Predictions, as_predictions
 
 #: Metrics by name, in report order.
 METRICS: tuple[str, ...] = ("psnr", "ssim", "lpips", "jod")
