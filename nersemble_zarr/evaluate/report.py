@@ -149,7 +149,7 @@ class EvaluationReport:
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.insert(len(lines) - 1, "  ".join("-" * w for w in widths))
         title = (f"{self.benchmark}, {self.split} part of split {self.split_spec}, level {self.level}"
-                 + (f", every {self.every_nth}-th frame" if self.every_nth > 1 else ""))
+                 + (f", every-nth {self.every_nth}" if self.every_nth > 1 else ""))
         return "\n".join([title, *lines])
 
     def save(self, json_path: str | os.PathLike) -> tuple[Path, Path]:

@@ -287,7 +287,7 @@ def evaluate(
         if serial not in chosen.cameras or not chosen.timesteps:
             raise EvaluateError(
                 f"{label}: not in the {part} part of split {spec} (its cameras: {', '.join(chosen.cameras) or 'none'}; "
-                f"{len(chosen.timesteps)} timesteps); pass split='all' to score it anyway"
+                f"{len(chosen.timesteps)} timesteps); pass --split all (split='all') to score it anyway"
             )
         with source.open(key) as video:
             n_pred = video.n_frames
