@@ -87,29 +87,22 @@ def gaussian_window() -> np.ndarray:
     return g / g.sum()
 
 
-def ssim_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """The SSIM index per channel and pixel, ``(3, H, W) float32``; :func:`ssim` is its mean.
-
-    The five local moments (means, variances, covariance per channel) are Gaussian-filtered separably with
-    scipy's ``correlate1d(mode="mirror")``, which is torch's ``F.pad(mode="reflect")`` that torchmetrics uses
-    (edge pixel not repeated), accumulating in float64 per output pixel."""
+def _ssim_channel(x: np.ndarray, y: np.ndarray, maps: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """SSIM map ``(H, W) float32`` of one channel ``x``, ``y`` ``(H, W) uint8``; ``maps``/``tmp`` ``(5, H, W) float32``
+    scratch space (overwritten; the result is a view into ``maps``)."""
     from scipy.ndimage import correlate1d
 
-    _check_pair(pred, gt)
-    h, w, _ = pred.shape
-    maps = np.empty((5, 3, h, w), np.float32)
-    np.divide(pred.transpose(2, 0, 1), np.float32(255.0), out=maps[0], dtype=np.float32)
-    np.divide(gt.transpose(2, 0, 1), np.float32(255.0), out=maps[1], dtype=np.float32)
+    np.divide(x, np.float32(255.0), out=maps[0], dtype=np.float32)
+    np.divide(y, np.float32(255.0), out=maps[1], dtype=np.float32)
     np.multiply(maps[0], maps[0], out=maps[2])
     np.multiply(maps[1], maps[1], out=maps[3])
     np.multiply(maps[0], maps[1], out=maps[4])
     g = gaussian_window()
-    tmp = np.empty_like(maps)
     correlate1d(maps, g, axis=-1, mode="mirror", output=tmp)
     correlate1d(tmp, g, axis=-2, mode="mirror", output=maps)
     mu_x, mu_y, xx, yy, xy = maps
     c1, c2 = np.float32(SSIM_K1 ** 2), np.float32(SSIM_K2 ** 2)
-    mu_xy = mu_x * mu_y
+    mu_xy = np.multiply(mu_x, mu_y, out=tmp[0])
     mu_x *= mu_x  # mu_x², mu_y² in place
     mu_y *= mu_y
     xx -= mu_x
@@ -117,23 +110,39 @@ def ssim_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     yy -= mu_y
     np.maximum(yy, 0, out=yy)
     xy -= mu_xy  # sigma_xy
-    num = 2 * mu_xy
+    num = np.multiply(mu_xy, 2, out=tmp[1])
     num += c1
     xy *= 2
     xy += c2
     num *= xy
-    den = mu_x + mu_y
-    den += c1
+    mu_x += mu_y  # the denominator, in place
+    mu_x += c1
     xx += yy
     xx += c2
-    den *= xx
-    num /= den
-    return num
+    mu_x *= xx
+    np.divide(num, mu_x, out=maps[0])
+    return maps[0]
+
+
+def ssim_map(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """The SSIM index per channel and pixel, ``(3, H, W) float32``; :func:`ssim` is its mean.
+
+    The five local moments (means, variances, covariance) of each channel are Gaussian-filtered separably
+    with scipy's ``correlate1d(mode="mirror")``, which is torch's ``F.pad(mode="reflect")`` that torchmetrics
+    uses (edge pixel not repeated), accumulating in float64 per output pixel. One channel at a time: scratch
+    memory is 10 float32 planes (70 MB at 1100x1604)."""
+    _check_pair(pred, gt)
+    h, w, _ = pred.shape
+    maps, tmp = np.empty((5, h, w), np.float32), np.empty((5, h, w), np.float32)
+    return np.stack([_ssim_channel(pred[:, :, c], gt[:, :, c], maps, tmp).copy() for c in range(3)])
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     """SSIM of ``(H, W, 3) uint8`` frames (``data_range=1``, Gaussian 11 × 11, σ 1.5), mean over pixels and channels."""
-    return float(ssim_map(pred, gt).mean(dtype=np.float64))
+    _check_pair(pred, gt)
+    h, w, _ = pred.shape
+    maps, tmp = np.empty((5, h, w), np.float32), np.empty((5, h, w), np.float32)
+    return float(np.mean([_ssim_channel(pred[:, :, c], gt[:, :, c], maps, tmp).mean(dtype=np.float64) for c in range(3)]))
 
 
 # ---------------------------------------------------------------------------------------------
