@@ -12,7 +12,8 @@ Two parts, all ratios against the ``lossless`` tier (blosc-lz4) measured in the 
     .venv/bin/python benchmarks/tiers.py [--frames 8]
 
 Writes ``benchmarks/results/tiers.json`` (harness cases: groups ``write`` / ``read one frame`` /
-``read one frame, 1 decoder thread`` / ``encode`` / ``decode``, sizes in each case's ``extra``).
+``read one frame, 1 decoder thread`` / ``read one frame, level 1/2`` / ``encode`` / ``decode``, sizes in each
+case's ``extra``). Times are ratios (``time_ratio``: tier / lossless); the machine load is in ``machine``.
 """
 
 from __future__ import annotations
@@ -132,17 +133,27 @@ def main() -> None:
                 else:
                     os.environ[DECODE_THREADS_ENV] = old
             h.cases[-1].extra.update(extra)
+
+            def read_half(path: Path = hpath) -> None:
+                arr = zarr.open_array(path, mode="r")
+                for t in (0, n // 2, n - 1):
+                    arr[0, t]
+
+            h.time(label, read_half, group="read one frame, level 1/2", repeats=5, baseline=base, items=3, unit="frame")
+            h.cases[-1].extra.update(extra)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     h.finish()
-    print(f"{'tier':<10}{'MB/frame':>10}{'½ MB/frame':>12}{'size vs lossless':>18}{'write':>8}{'read':>8}{'read 1 thr':>12}")
+    print(f"{'tier':<10}{'MB/frame':>10}{'½ MB/frame':>12}{'size vs lossless':>18}{'write':>8}{'read':>8}{'read 1 thr':>12}"
+          f"{'read ½':>8}")
     by = {(c.group, c.label): c for c in h.cases}
     lossless = by[("write", "lossless")].extra["bytes_per_frame"]
     for label in TIERS:
         e = by[("write", label)].extra
         print(f"{label:<10}{e['bytes_per_frame'] / 1e6:>10.3f}{e['bytes_per_frame_level_2'] / 1e6:>12.3f}"
               f"{lossless / e['bytes_per_frame']:>17.2f}x{by[('write', label)].time_ratio:>7.2f}x"
-              f"{by[('read one frame', label)].time_ratio:>7.2f}x{by[('read one frame, 1 decoder thread', label)].time_ratio:>11.2f}x")
+              f"{by[('read one frame', label)].time_ratio:>7.2f}x{by[('read one frame, 1 decoder thread', label)].time_ratio:>11.2f}x"
+              f"{by[('read one frame, level 1/2', label)].time_ratio:>7.2f}x")
 
 
 if __name__ == "__main__":
