@@ -12,7 +12,7 @@ from nersemble_zarr.cli.options import (
     parse_participants, benchmark_option, deprecated_alias, parallel_kwargs, parallel_options, participant_option,
     progress_option,
 )
-from nersemble_zarr.core.benchmark import BENCHMARK_NAMES, check_selection
+from nersemble_zarr.core.benchmark import ALL_BENCHMARK_NAMES, check_selection
 from nersemble_zarr.testing.sample import DEFAULT_FRAMES, DEFAULT_PARTICIPANTS, DEFAULT_SCALE, DEFAULT_SVFR_IMAGES
 
 
@@ -85,8 +85,8 @@ def sample(
     """Generate a sample benchmark in OUT/<benchmark>/ with the official layout and file formats.
 
     Rendered moving head videos (libx264 mp4) with alpha maps, calibration for all 16 cameras,
-    NVS point clouds (.pcd), mono FLAME tracking (v1 and v2) and both metadata.json files; with
-    -b svfr (or -b all) SVFR rgb.png images, by default 3 for each of participants 17 and 60. Loads
+    NVS point clouds (.pcd), mono FLAME tracking (v1 and v2), both metadata.json files, and SVFR
+    512x512 rgb.png images (by default 3 for each of participants 17 and 60). Loads
     in the official nersemble_benchmark data managers. Rerunning with the same arguments skips
     files that are already complete. Each participant goes to the benchmark that has it;
     metadata.json always lists every participant.
@@ -94,14 +94,14 @@ def sample(
     from nersemble_zarr.testing.sample import generate_sample
 
     started = time.perf_counter()
-    names = benchmarks or BENCHMARK_NAMES
+    names = benchmarks or ALL_BENCHMARK_NAMES
     pids = list(participants) or None
     check_selection(names, pids)
     root = generate_sample(
         out, benchmarks=names, participants=pids, frames=frames, scale=scale, seed=seed, pointclouds=pointclouds, points=points,
         svfr_images=svfr_images, flame_model_dir=flame_model, progress=progress, **parallel_kwargs(generate_sample, workers, scheduler),
     )
-    for name in names:
+    for name in (n for n in names if (root / n).is_dir()):
         files = [f for f in (root / name).rglob("*") if f.is_file()]
         size = sum(f.stat().st_size for f in files)
         click.echo(f"{root / name}: {len(files)} files, {size / 1e6:.1f} MB")
