@@ -35,6 +35,7 @@ TABLE: dict[str, set[str]] = {
     "submit": {"participant", "workers", "scheduler", "progress"},
     "validate": {"participant", "json", "progress"},
     "check": {"benchmark", "participant", "json", "workers", "scheduler", "progress"},
+    "evaluate": {"benchmark1", "participant", "sequence", "camera", "json", "workers", "scheduler", "progress"},
 }
 
 # shared option -> (its flags, the start of its help text)
@@ -57,6 +58,7 @@ REQUIRED: dict[str, list[str]] = {
     "sample": ["out"], "download": ["raw", "nvs"], "convert": ["raw", "store"], "verify": ["store", "."],
     "info": ["store"], "downscale": ["store", "-f", "2"], "show": ["store", "-b", "nvs", "-p", "388"],
     "flame": ["store"], "submit": ["renders", "nvs", "-o", "x.zip"], "validate": ["x.zip", "nvs"], "check": ["store"],
+    "evaluate": ["x.zip", "store"],
 }
 
 
@@ -184,9 +186,11 @@ LIBRARY = {
     "flame": ("nersemble_zarr.pipelines.flame", "write_flame_to_store"),
     "submit": ("nersemble_zarr.submission.writer", "write_submission"),
     "check": ("nersemble_zarr.pipelines.check", "check_store"),
+    "evaluate": ("nersemble_zarr.evaluate.run", "evaluate"),
 }
 ARGV = {"sample": ["out"], "convert": ["raw", "store"], "downscale": ["store", "-f", "2"], "flame": ["store"],
-        "submit": ["renders", "nvs", "-o", "x.zip"], "check": ["store"]}
+        "submit": ["renders", "nvs", "-o", "x.zip"], "check": ["store"],
+        "evaluate": ["x.zip", "store"]}
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, *args: str) -> tuple[dict[str, Any], Any]:
