@@ -129,8 +129,9 @@ DECODE_THREADS_ENV = "NERSEMBLE_ZARR_DECODE_THREADS"
 
 def decode_threads() -> int:
     """Threads a JPEG-XL frame decodes with: ``$NERSEMBLE_ZARR_DECODE_THREADS`` if set, else one per core, at
-    most 4 (measured on 2 cores: a full-resolution frame reads ~1.5x faster with 2 threads than with 1;
-    zarr decodes the chunks of one read one after another, so the threads do not multiply)."""
+    most 4. zarr decodes the chunks of one read one after another, so the threads do not multiply. On the shared
+    2-core machine of ``benchmarks/tiers.py`` the default (2) and 1 read a full-resolution frame in the same time
+    (within 3%); set 1 when many DataLoader workers read at once."""
     value = os.environ.get(DECODE_THREADS_ENV, "").strip()
     if value:
         try:
