@@ -179,15 +179,11 @@ CLOUD_OFFSET = "cloud_offset"
 #: and array). A cloud starts anywhere in a chunk: a read decodes at most one chunk more on each side.
 POINT_CHUNK = 1 << 18
 POINT_SHARD: int | None = None
-#: Lossless compressor per CSR array, chosen by measurement (benchmarks/pointclouds.py; see the README):
-#: float32 xyz/normals byte-shuffled (typesize 4, from the dtype) + lz4; colours lz4. Reads one timestep 2-7x
-#: faster than zstd (levels 1/3, shuffled or not) at 1.08x smaller than raw (zstd-3: 1.09x; bit-shuffle +
-#: zstd-1, the smallest: 1.15x); delta (on the float bits) made clouds larger.
-POINTCLOUD_COMPRESSORS: dict[str, dict[str, Any]] = {
-    POINTS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},
-    NORMALS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}},
-    COLORS: {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "noshuffle", "blocksize": 0}},
-}
+#: Compressor per CSR array (``False``: none, the chunk still carries its crc32c), chosen by measurement
+#: (benchmarks/pointclouds.py, 300k- and 1M-point clouds): byte-shuffle + lz4 stores them only 1.08x smaller than raw
+#: (zstd-3 1.09x, bit-shuffle + zstd-1 1.15x, delta on the float bits larger) but reads a 300k-point timestep ~1.6x
+#: slower than uncompressed chunks (zstd 3-4x): 2.4x the raw ``.pcd`` read against 1.4x uncompressed, over the 2x goal.
+POINTCLOUD_COMPRESSORS: dict[str, Any] = {POINTS: False, NORMALS: False, COLORS: False}
 
 # FLAME tracking: dim ``timestep``, coordinate ``timestep`` = the npz ``frames`` (int64; kept float only when the
 # npz holds non-integer frames such as NaN)
