@@ -66,7 +66,7 @@ class Reader:
 
     array: str
     read: Callable[[Path, str, dict], object]
-    #: labels the error must name for chunk damage ("camera", "timesteps", "frames"), "" for none
+    #: labels the error must name for chunk damage ("camera", "timesteps"), "" for none
     names: tuple[str, ...] = ("camera", "timesteps")
 
 
@@ -131,7 +131,7 @@ READERS: dict[str, Reader] = {
     "nvs_load_alpha_map": Reader(f"{NVS}/388/{NVS_SEQ}/alpha", _nvs_alpha),
     "mono_load_image": Reader(f"{MONO}/393/{MONO_SEQ}/images", _mono_image),
     "frame_dataset": Reader(f"{NVS}/388/{NVS_SEQ}/images", _frame_dataset),
-    "flame_vertices": Reader(f"{MONO}/393/{MONO_TEST_SEQ}/tracking_v2/expression", _flame_vertices, ("frames",)),
+    "flame_vertices": Reader(f"{MONO}/393/{MONO_TEST_SEQ}/tracking_v2/expression", _flame_vertices, ("timesteps",)),
     "submit_renders": Reader(f"393/{MONO_TEST_SEQ}/{RENDER_SERIAL}", _submit, ("timestep",)),
 }
 #: (kind, reader) cells where the "damage" is none for that reader, with why.

@@ -134,8 +134,20 @@ def stored_name(names: zarr.Group | Iterable[str], name: str) -> str:
 
 
 def member(group: zarr.Group, name: str) -> zarr.Array:
-    """``group[name]`` under its current or format-1 name (see :func:`stored_name`)."""
-    return group[stored_name(group, name)]
+    """``group[name]`` under its current or format-1 name (see :func:`stored_name`); ``name`` may be a path below
+    ``group`` (``"nvs/388/GLASSES/camera"``). Only the member itself is opened (the group is not listed: a damaged
+    sibling does not make it fail); absent under both names raises ``KeyError`` naming ``name``."""
+    try:
+        return group[name]
+    except KeyError:
+        parent, _, leaf = name.rpartition("/")
+        for old, new in schema.FORMAT_1_NAMES.items():
+            if new == leaf:
+                try:
+                    return group[f"{parent}/{old}" if parent else old]
+                except KeyError:
+                    pass
+        raise
 
 
 def as_timesteps(values: Any) -> np.ndarray:
