@@ -1138,7 +1138,7 @@ def _plan_video(
                 plan.results += [UnitResult(u, "failed", msg) for u in units]
                 continue
         if arr is not None:
-            if arr.shape[:2] != (len(serials), n_timesteps) or not arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR):
+            if arr.shape[:2] != (len(serials), n_timesteps) or not has_complete_cameras(arr):
                 arr = None  # metadata changed, or nothing complete to keep: rebuild
         assets.append(_VideoAsset(asset, name, units, paths, arr))
     kept = [a for a in assets if a.arr is not None]
@@ -1151,13 +1151,13 @@ def _plan_video(
 
     # what each camera still needs: the full-resolution array (unless --no-full) and each level
     full_done = {
-        a.name: set(a.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if a.arr is not None else set() for a in assets
+        a.name: set(complete_cameras(a.arr)) if a.arr is not None else set() for a in assets
     }
 
     def level_done(f: int, name: str) -> set[str]:
         g = level_nodes.get(f)
         arr = _existing_array(g, name) if isinstance(g, zarr.Group) else None
-        return set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, [])) if arr is not None else set()
+        return set(complete_cameras(arr)) if arr is not None else set()
 
     def needs(a: _VideoAsset, serial: str) -> bool:
         return (full and serial not in full_done[a.name]) or any(serial not in level_done(f, a.name) for f in factors)
@@ -1175,7 +1175,7 @@ def _plan_video(
     if kept:
         k = kept[0]
         size = (int(k.arr.shape[2]), int(k.arr.shape[3]))
-        done = set(k.arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
+        done = set(complete_cameras(k.arr))
         reference = next((str(p) for u, p in zip(k.units, k.paths) if u.serial in done), f"{seq_path}/{k.name} in the store")
     else:
         probed = [sizes[a.paths[i]] for a, i in pending]
@@ -1522,10 +1522,7 @@ def _mark_complete(root: zarr.Group, task: Task) -> None:
     if task.unit.kind == "video":
         paths = ([task.target] if task.write_full else []) + [path for _, path in task.levels]
         for path in paths:
-            arr = zarr.open_array(root.store, path=path, mode="r+")
-            done = set(arr.attrs.get(schema.COMPLETE_CAMERAS_ATTR, []))
-            done.add(task.unit.serial)
-            arr.update_attributes({schema.COMPLETE_CAMERAS_ATTR: sorted(done)})
+            mark_cameras_complete(zarr.open_array(root.store, path=path, mode="r+"), [task.unit.serial])
     else:
         mark_complete(zarr.open_group(root.store, path=task.target, mode="r+"))
 
