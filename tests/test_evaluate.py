@@ -70,6 +70,33 @@ def test_psnr_and_ssim_equal_torchmetrics(shape, sigma):
     assert M.ssim(pred, gt) == pytest.approx(ref, abs=1e-4)
 
 
+def test_ssim_map_equals_torchmetrics_per_pixel_across_band_and_tile_seams():
+    """53 rows = 3 bands of 16 + 5, 75 columns = 2 tiles of 32 + 11: every seam and the reflect border agree."""
+    pytest.importorskip("torchmetrics")
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    assert (M.SSIM_BAND_ROWS, M.SSIM_TILE_COLS) == (16, 32)
+    pred, gt = _pair((53, 75, 3), 20.0, seed=7)
+    _, ref = structural_similarity_index_measure(_tm(pred), _tm(gt), data_range=1.0, return_full_image=True)
+    ours = M.ssim_map(pred, gt)
+    assert ours.shape == (3, 53, 75) and ours.dtype == np.float32
+    assert np.abs(ours - ref[0].numpy()).max() < 1e-5
+    assert M.ssim(pred, gt) == pytest.approx(float(ours.mean(dtype=np.float64)), abs=1e-7)
+
+
+def test_ssim_on_threads_gives_the_same_value_and_map():
+    pred, gt = _pair((101, 70, 3), 15.0, seed=11)
+    one = M.ssim(pred, gt)
+    assert M.ssim(pred, gt, threads=2) == one and M.ssim(pred, gt, threads=3) == one
+    assert np.array_equal(M.ssim_map(pred, gt, threads=2), M.ssim_map(pred, gt))
+
+
+def test_ssim_refuses_frames_too_small_for_the_reflect_padding():
+    frame = np.zeros((5, 40, 3), np.uint8)
+    with pytest.raises(ValueError, match="larger than 5 pixels on each side .*found 40x5"):
+        M.ssim(frame, frame)
+
+
 def test_ssim_equals_scikit_image_away_from_the_border():
     """skimage and torchmetrics pad differently and skimage crops the 5-pixel border: the maps agree inside."""
     skm = pytest.importorskip("skimage.metrics")
