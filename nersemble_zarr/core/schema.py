@@ -331,8 +331,6 @@ def compressor_chain(compressor: Any = None) -> tuple[Any, ...]:
 
     if compressor is False:
         return (Crc32cCodec(),)
-        if self.kind == "compact":
-            return {"kind": "compact", "codec": "JPEG-XL lossless", "effort": COMPACT_EFFORT, "lossless": True}
     if compressor is None or isinstance(compressor, dict):
         compressor = _lossless_compressor(compressor or DEFAULT_COMPRESSOR)
     return (compressor, Crc32cCodec())
