@@ -28,7 +28,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from http_server import FileServer  # noqa: E402
+from http_server import Fault, FileServer  # noqa: E402
 
 from nersemble_zarr.pipelines.download.engine import Downloader  # noqa: E402
 
@@ -96,12 +96,15 @@ def main() -> None:
                         r["speedup_vs_baseline"] = base / r["seconds"]
 
         # Resume after an interruption at half of every file: bytes fetched again.
+        # A real interruption: the server cuts every file's answer at half and the downloader gives up (no
+        # retries), leaving each ``.part`` with its recorded version; the rerun against the healthy server is measured.
+        cut = {rel: [Fault(cut_after=len(files[rel]) // 2)] for rel in rels}
+        clean()
+        with FileServer(dict(files), prefix="bench", faults=cut) as srv:
+            with Downloader(srv.url, dest, workers=args.workers, retries=0) as d:
+                interrupted = d.fetch(rels)
+            assert not interrupted.downloaded, "the cut server let a file through"
         with FileServer(dict(files), prefix="bench") as srv:
-            clean()
-            for rel in rels:
-                part = dest / f"{rel}.part"
-                part.parent.mkdir(parents=True, exist_ok=True)
-                part.write_bytes(files[rel][: len(files[rel]) // 2])
             srv.reset_counters()
             ours(srv.url, rels, dest, args.workers)
             assert all((dest / rel).read_bytes() == files[rel] for rel in rels)
