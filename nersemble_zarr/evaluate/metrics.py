@@ -112,26 +112,31 @@ def _window_matrix(n: int) -> np.ndarray:
 def _ssim_band(xp: np.ndarray, yp: np.ndarray, r0: int, r1: int, out: np.ndarray | None) -> float:
     """Sum (float64) of the SSIM map over output rows ``r0:r1`` and all channels.
 
-    ``xp``/``yp``: the reflect-padded frames as ``(H + 10, 3, W + 10) uint8`` views. ``out``: ``(3, H, W)
-    float32`` to also store the map rows into, or None. Vertical pass: ``(bh, bh+10) @ (bh+10, 15·(W+10))``,
-    horizontal pass per tile of columns: ``(15·bh, t+10) @ (t+10, t)``; float32, one rounding per product sum."""
+    ``xp``/``yp``: the reflect-padded frames as ``(3, H + 10, W + 10) uint8`` views. ``out``: ``(3, H, W)
+    float32`` to also store the map rows into, or None. Vertical pass per moment map and channel:
+    ``(bh, bh+10) @ (bh+10, W+10)``; horizontal pass per tile of columns: ``(15·bh, t+10) @ (t+10, t)``;
+    float32 throughout (each product small enough that OpenBLAS runs it on the calling thread)."""
     pad = SSIM_KERNEL // 2
     bh, wp = r1 - r0, xp.shape[2]
     w = wp - 2 * pad
-    m = np.empty((bh + 2 * pad, 5, 3, wp), np.float32)  # x, y, x², y², xy of the band and its halo rows
-    x, y = m[:, 0], m[:, 1]
-    np.multiply(xp[r0:r1 + 2 * pad], np.float32(1 / 255), out=x, dtype=np.float32)
-    np.multiply(yp[r0:r1 + 2 * pad], np.float32(1 / 255), out=y, dtype=np.float32)
-    np.multiply(x, x, out=m[:, 2])
-    np.multiply(y, y, out=m[:, 3])
-    np.multiply(x, y, out=m[:, 4])
-    v = np.matmul(_window_matrix(bh), m.reshape(bh + 2 * pad, -1)).reshape(bh * 15, wp)
-    f = np.empty((bh * 15, w), np.float32)
+    m = np.empty((5, 3, bh + 2 * pad, wp), np.float32)  # x, y, x², y², xy of the band and its halo rows
+    x, y = m[0], m[1]
+    np.multiply(xp[:, r0:r1 + 2 * pad], np.float32(1 / 255), out=x, dtype=np.float32)
+    np.multiply(yp[:, r0:r1 + 2 * pad], np.float32(1 / 255), out=y, dtype=np.float32)
+    np.multiply(x, x, out=m[2])
+    np.multiply(y, y, out=m[3])
+    np.multiply(x, y, out=m[4])
+    gv, flat = _window_matrix(bh), m.reshape(15, bh + 2 * pad, wp)
+    v = np.empty((15, bh, wp), np.float32)
+    for j in range(15):
+        np.matmul(gv, flat[j], out=v[j])
+    v = v.reshape(15 * bh, wp)
+    f = np.empty((15 * bh, w), np.float32)
     for c0 in range(0, w, SSIM_TILE_COLS):
         c1 = min(w, c0 + SSIM_TILE_COLS)
         np.matmul(v[:, c0:c1 + 2 * pad], _window_matrix(c1 - c0).T, out=f[:, c0:c1])
-    f = f.reshape(bh, 5, 3, w)
-    mu_x, mu_y, xx, yy, xy = (f[:, i] for i in range(5))
+    f = f.reshape(5, 3, bh, w)
+    mu_x, mu_y, xx, yy, xy = f
     c1_, c2_ = np.float32(SSIM_K1 ** 2), np.float32(SSIM_K2 ** 2)
     mu_xy = mu_x * mu_y
     mu_x *= mu_x  # mu_x², mu_y² in place
@@ -151,9 +156,9 @@ def _ssim_band(xp: np.ndarray, yp: np.ndarray, r0: int, r1: int, out: np.ndarray
     xx += yy
     xx += c2_
     mu_x *= xx
-    mu_xy /= mu_x  # (bh, 3, w): the SSIM map of the band
+    mu_xy /= mu_x  # (3, bh, w): the SSIM map of the band
     if out is not None:
-        out[:, r0:r1] = mu_xy.transpose(1, 0, 2)
+        out[:, r0:r1] = mu_xy
     return float(mu_xy.sum(dtype=np.float64))
 
 
@@ -163,9 +168,9 @@ def _ssim_sum(pred: np.ndarray, gt: np.ndarray, out: np.ndarray | None, threads:
     pad = SSIM_KERNEL // 2
     if h <= pad or w <= pad:
         raise ValueError(f"SSIM needs frames larger than {pad} pixels on each side (reflect padding); found {w}x{h}")
-    # torch's F.pad(mode="reflect") is numpy's "reflect" (edge pixel not repeated); (H+10, 3, W+10) views
-    xp = np.pad(pred, ((pad, pad), (pad, pad), (0, 0)), mode="reflect").transpose(0, 2, 1)
-    yp = np.pad(gt, ((pad, pad), (pad, pad), (0, 0)), mode="reflect").transpose(0, 2, 1)
+    # torch's F.pad(mode="reflect") is numpy's "reflect" (edge pixel not repeated); (3, H+10, W+10) views
+    xp = np.pad(pred, ((pad, pad), (pad, pad), (0, 0)), mode="reflect").transpose(2, 0, 1)
+    yp = np.pad(gt, ((pad, pad), (pad, pad), (0, 0)), mode="reflect").transpose(2, 0, 1)
     bands = [(r0, min(h, r0 + SSIM_BAND_ROWS)) for r0 in range(0, h, SSIM_BAND_ROWS)]
     if threads <= 1 or len(bands) < 2:
         sums = [_ssim_band(xp, yp, r0, r1, out) for r0, r1 in bands]

@@ -26,7 +26,7 @@ from ..core.benchmark import BENCHMARKS, get_benchmark, participant_dir
 from ..core.errors import NersembleZarrError, SelectionError
 from ..core.splits import check_part, parse_split, split_sequence
 from ..imaging import area_average
-from ..jobs.runner import JobOutcome, run_jobs
+from ..jobs.runner import JobOutcome, available_cores, run_jobs
 from ..read.resolver import StoreLike, open_root, read_calibration, resolve_sequence
 from . import metrics as M
 from .report import EvaluationReport, VideoResult, WorstFrame
@@ -52,7 +52,8 @@ def metric_name(metric: str, variant: str) -> str:
 @dataclass(frozen=True)
 class VideoJob:
     """One video to score (plain data, picklable): where its prediction and ground truth are, which
-    ``timesteps`` to score (stored values) and the prediction frame index of each (``pred_index``)."""
+    ``timesteps`` to score (stored values) and the prediction frame index of each (``pred_index``);
+    ``ssim_threads``: threads SSIM may use (the job's share of the cores)."""
 
     key: tuple[int, str, str]
     benchmark: str
@@ -67,6 +68,7 @@ class VideoJob:
     variants: tuple[str, ...]
     fps: float
     lpips_weights: str | None = None
+    ssim_threads: int = 1
 
     @property
     def label(self) -> str:
@@ -78,6 +80,25 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
     factor = max(1, int(np.ceil(max(frame.shape[:2]) / THUMBNAIL_SIDE)))
     return area_average(frame[: frame.shape[0] // factor * factor, : frame.shape[1] // factor * factor], factor,
                         axes=(0, 1)) if factor > 1 else frame.copy()
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """Yield ``items``, pulling the next one on a helper thread while the caller works on the current one
+    (the prediction decode and the ground-truth read overlap the metrics; numpy, zarr's codecs and the
+    ffmpeg pipe release the GIL). Errors surface in the caller; the generator is never run concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="evaluate-read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while True:
+            item = pending.result()
+            if item is _END:
+                return
+            pending = pool.submit(next, items, _END)
+            yield item
 
 
 def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResult:
@@ -134,7 +155,7 @@ def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResul
             if "psnr" in job.metrics:
                 per_frame[metric_name("psnr", v)][k] = M.psnr(x, y)
             if "ssim" in job.metrics:
-                per_frame[metric_name("ssim", v)][k] = M.ssim(x, y)
+                per_frame[metric_name("ssim", v)][k] = M.ssim(x, y, threads=job.ssim_threads)
             if lpips is not None:
                 per_frame[metric_name("lpips", v)][k] = lpips(x, y)
         value = M.psnr(pred, gt)
@@ -156,7 +177,7 @@ def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResul
 
             jod[metric_name("jod", v0)] = M.JODVideo(M.make_jod(), first(stream), n, gt_h, gt_w, job.fps).run()
         else:
-            for item in stream:
+            for item in _read_ahead(stream):
                 score(*item)
     for v in jod_variants[1:]:  # a second pass for the second JOD variant (pyfvvdp pulls one stream)
         with job.predictions.open(job.key) as video:
@@ -269,6 +290,11 @@ def evaluate(
     names, skipped = _check_metrics(metrics, lpips_weights)
 
     root = open_root(store, storage_options=storage_options)
+    # SSIM's threads: the cores over the videos scored at once here (threads mode); on dask workers one each
+    ssim_threads = 1
+    if workers is None and scheduler is None:
+        at_once = min(len(keys), int(threads) if threads else available_cores())
+        ssim_threads = max(1, available_cores() // max(1, at_once))
     jobs: list[VideoJob] = []
     splits: dict[tuple[int, str], Any] = {}
     for key in keys:
@@ -293,7 +319,7 @@ def evaluate(
             n_pred = video.n_frames
         timesteps, pred_index = _align(label, n_pred, res.timesteps, chosen.timesteps, every_nth)
         jobs.append(VideoJob(key, b.name, store, storage_options, source, level, timesteps, pred_index, n_pred,
-                             names, VARIANTS[masked], M.jod_fps(b.fps, every_nth), lpips_weights))
+                             names, VARIANTS[masked], M.jod_fps(b.fps, every_nth), lpips_weights, ssim_threads))
 
     def on_result(outcome: JobOutcome) -> None:
         if not outcome.ok:
