@@ -84,6 +84,18 @@ def test_ssim_map_equals_torchmetrics_per_pixel_across_band_and_tile_seams():
     assert M.ssim(pred, gt) == pytest.approx(float(ours.mean(dtype=np.float64)), abs=1e-7)
 
 
+def test_ssim_equals_torchmetrics_on_flat_white_regions():
+    """Masked frames are white where alpha is 0: float32 rounding of the flat regions' variances stays far below 1e-4."""
+    pytest.importorskip("torchmetrics")
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    pred, gt = _pair((90, 64, 3), 10.0, seed=13)
+    gt[:50], pred[:40] = 255, 255
+    gt[60:70, :, 1] = 0
+    ref = float(structural_similarity_index_measure(_tm(pred), _tm(gt), data_range=1.0))
+    assert M.ssim(pred, gt) == pytest.approx(ref, abs=1e-4)
+
+
 def test_ssim_on_threads_gives_the_same_value_and_map():
     pred, gt = _pair((101, 70, 3), 15.0, seed=11)
     one = M.ssim(pred, gt)

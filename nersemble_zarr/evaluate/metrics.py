@@ -11,7 +11,7 @@ same shape and returns one Python float. A per-video value is the mean over fram
 * :func:`ssim`: torchmetrics' ``structural_similarity_index_measure`` with ``data_range=1``, a Gaussian
   window of 11 × 11 (σ = 1.5), ``k1=0.01, k2=0.03``, reflect padding, mean over the whole image and all
   channels. Computed here with numpy alone (no torch or scipy needed): the Gaussian applied separably (columns,
-  then rows) as small float32 matrix products on bands of 16 rows, so the 15 moment maps stay in cache;
+  then rows) as small float32 matrix products on bands of 16 rows, so the 12 moment maps stay in cache;
   equal to torchmetrics within 1e-6 and, away from the 5-pixel border that the two libraries pad
   differently, to scikit-image's ``structural_similarity(gaussian_weights=True,
   sigma=1.5, use_sample_covariance=False, data_range=255)`` (both are tested to 1e-4).
@@ -113,53 +113,52 @@ def _ssim_band(xp: np.ndarray, yp: np.ndarray, r0: int, r1: int, out: np.ndarray
     """Sum (float64) of the SSIM map over output rows ``r0:r1`` and all channels.
 
     ``xp``/``yp``: the reflect-padded frames as ``(3, H + 10, W + 10) uint8`` views. ``out``: ``(3, H, W)
-    float32`` to also store the map rows into, or None. Vertical pass per moment map and channel:
-    ``(bh, bh+10) @ (bh+10, W+10)``; horizontal pass per tile of columns: ``(15·bh, t+10) @ (t+10, t)``;
-    float32 throughout (each product small enough that OpenBLAS runs it on the calling thread)."""
+    float32`` to also store the map rows into, or None. Four maps per channel are filtered: ``x``, ``y``,
+    ``x² + y²`` and ``2xy`` (the SSIM formula needs only the sum of the variances and twice the covariance).
+    Vertical pass per map and channel: ``(bh, bh+10) @ (bh+10, W+10)``; horizontal pass per tile of columns:
+    ``(12·bh, t+10) @ (t+10, t)``; float32 throughout (each product small enough that OpenBLAS runs it on the
+    calling thread)."""
     pad = SSIM_KERNEL // 2
     bh, wp = r1 - r0, xp.shape[2]
     w = wp - 2 * pad
-    m = np.empty((5, 3, bh + 2 * pad, wp), np.float32)  # x, y, x², y², xy of the band and its halo rows
-    x, y = m[0], m[1]
+    m = np.empty((4, 3, bh + 2 * pad, wp), np.float32)  # x, y, x² + y², 2xy of the band and its halo rows
+    x, y, ss, xy2 = m
     np.multiply(xp[:, r0:r1 + 2 * pad], np.float32(1 / 255), out=x, dtype=np.float32)
     np.multiply(yp[:, r0:r1 + 2 * pad], np.float32(1 / 255), out=y, dtype=np.float32)
-    np.multiply(x, x, out=m[2])
-    np.multiply(y, y, out=m[3])
-    np.multiply(x, y, out=m[4])
-    gv, flat = _window_matrix(bh), m.reshape(15, bh + 2 * pad, wp)
-    v = np.empty((15, bh, wp), np.float32)
-    for j in range(15):
+    np.multiply(x, x, out=ss)
+    np.multiply(y, y, out=xy2)
+    ss += xy2
+    np.multiply(x, 2, out=xy2)
+    xy2 *= y
+    gv, flat = _window_matrix(bh), m.reshape(12, bh + 2 * pad, wp)
+    v = np.empty((12, bh, wp), np.float32)
+    for j in range(12):
         np.matmul(gv, flat[j], out=v[j])
-    v = v.reshape(15 * bh, wp)
-    f = np.empty((15 * bh, w), np.float32)
+    v = v.reshape(12 * bh, wp)
+    f = np.empty((12 * bh, w), np.float32)
     for c0 in range(0, w, SSIM_TILE_COLS):
         c1 = min(w, c0 + SSIM_TILE_COLS)
         np.matmul(v[:, c0:c1 + 2 * pad], _window_matrix(c1 - c0).T, out=f[:, c0:c1])
-    f = f.reshape(5, 3, bh, w)
-    mu_x, mu_y, xx, yy, xy = f
+    mu_x, mu_y, ss, xy2 = f.reshape(4, 3, bh, w)
     c1_, c2_ = np.float32(SSIM_K1 ** 2), np.float32(SSIM_K2 ** 2)
-    mu_xy = mu_x * mu_y
-    mu_x *= mu_x  # mu_x², mu_y² in place
+    p2 = mu_x * mu_y
+    p2 *= 2  # 2·mu_x·mu_y
+    mu_x *= mu_x
     mu_y *= mu_y
-    xx -= mu_x
-    np.maximum(xx, 0, out=xx)  # sigma_x² (clamped at 0, as torchmetrics)
-    yy -= mu_y
-    np.maximum(yy, 0, out=yy)
-    xy -= mu_xy  # sigma_xy
-    xy *= 2
-    xy += c2_
-    mu_xy *= 2
-    mu_xy += c1_
-    mu_xy *= xy  # the numerator
-    mu_x += mu_y  # the denominator, in place
+    mu_x += mu_y  # mu_x² + mu_y²
+    xy2 -= p2  # 2·sigma_xy
+    xy2 += c2_
+    p2 += c1_
+    p2 *= xy2  # the numerator
+    ss -= mu_x  # sigma_x² + sigma_y² (clamped at 0 as their sum; torchmetrics clamps each: see ssim_map)
+    np.maximum(ss, 0, out=ss)
+    ss += c2_
     mu_x += c1_
-    xx += yy
-    xx += c2_
-    mu_x *= xx
-    mu_xy /= mu_x  # (3, bh, w): the SSIM map of the band
+    mu_x *= ss  # the denominator
+    p2 /= mu_x  # (3, bh, w): the SSIM map of the band
     if out is not None:
-        out[:, r0:r1] = mu_xy
-    return float(mu_xy.sum(dtype=np.float64))
+        out[:, r0:r1] = p2
+    return float(p2.sum(dtype=np.float64))
 
 
 def _ssim_sum(pred: np.ndarray, gt: np.ndarray, out: np.ndarray | None, threads: int) -> float:
@@ -189,10 +188,11 @@ def ssim_map(pred: np.ndarray, gt: np.ndarray, threads: int = 1) -> np.ndarray:
     """The SSIM index per channel and pixel, ``(3, H, W) float32``; :func:`ssim` is its mean.
 
     The frames are reflect-padded by 5 (torch's ``F.pad(mode="reflect")`` that torchmetrics uses: edge pixel
-    not repeated); the five local moments (means, second moments) of the three channels are Gaussian-filtered
-    separably, in bands of :data:`SSIM_BAND_ROWS` rows (+ 10 halo rows) so the 15 moment maps of a band stay
-    in cache, each pass one small float32 matrix product (BLAS). ``threads``: bands computed on this many
-    threads (same values for any count)."""
+    not repeated); four local moments per channel (the means of ``x``, ``y``, ``x² + y²``, ``2xy``) are
+    Gaussian-filtered separably, in bands of :data:`SSIM_BAND_ROWS` rows (+ 10 halo rows) so the 12 maps of a
+    band stay in cache, each pass small float32 matrix products (BLAS). The variances are clamped at 0 as a
+    sum (torchmetrics clamps each; they differ only where float32 rounding makes a variance of a flat region
+    negative, by ~1e-8). ``threads``: bands computed on this many threads (same values for any count)."""
     out = np.empty((3,) + pred.shape[:2], np.float32)
     _ssim_sum(pred, gt, out, threads)
     return out
