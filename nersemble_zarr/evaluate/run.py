@@ -16,6 +16,7 @@ any other count is an error naming the three accepted counts.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,7 +54,7 @@ def metric_name(metric: str, variant: str) -> str:
 class VideoJob:
     """One video to score (plain data, picklable): where its prediction and ground truth are, which
     ``timesteps`` to score (stored values) and the prediction frame index of each (``pred_index``);
-    ``ssim_threads``: threads SSIM may use (the job's share of the cores)."""
+    ``ssim_threads``: threads SSIM may use (the job's share of the cores less one for the decode)."""
 
     key: tuple[int, str, str]
     benchmark: str
@@ -177,8 +178,9 @@ def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResul
 
             jod[metric_name("jod", v0)] = M.JODVideo(M.make_jod(), first(stream), n, gt_h, gt_w, job.fps).run()
         else:
-            for item in _read_ahead(stream):
-                score(*item)
+            with closing(_read_ahead(stream)) as ahead:  # on an error: the pending read ends before the video closes
+                for item in ahead:
+                    score(*item)
     for v in jod_variants[1:]:  # a second pass for the second JOD variant (pyfvvdp pulls one stream)
         with job.predictions.open(job.key) as video:
             stream = (variant_pair(v, pred, gt, a) for _, pred, gt, a in pairs(video))
@@ -290,11 +292,12 @@ def evaluate(
     names, skipped = _check_metrics(metrics, lpips_weights)
 
     root = open_root(store, storage_options=storage_options)
-    # SSIM's threads: the cores over the videos scored at once here (threads mode); on dask workers one each
+    # SSIM's threads (threads mode): a job's share of the cores less one for its ffmpeg decode and read-ahead
+    # (measured on 2 busy cores: SSIM on 2 threads is no faster than on 1); on dask workers one each
     ssim_threads = 1
     if workers is None and scheduler is None:
         at_once = min(len(keys), int(threads) if threads else available_cores())
-        ssim_threads = max(1, available_cores() // max(1, at_once))
+        ssim_threads = max(1, available_cores() // max(1, at_once) - 1)
     jobs: list[VideoJob] = []
     splits: dict[tuple[int, str], Any] = {}
     for key in keys:
