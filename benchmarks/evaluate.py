@@ -6,8 +6,8 @@ in a submission-layout zip. Measured in the same run:
 
 - time: bare ``ffmpeg`` decoding the prediction video to rgb24 into /dev/null (the floor: no Python at all),
   vs ``evaluate`` of the zip against the store (decode by streaming + ground truth read from the store +
-  metrics) for PSNR, and for PSNR+SSIM (one job; SSIM on the job's share of the cores less one for the decode, and forced on 2 threads), and
-  PSNR+SSIM with the previous SSIM implementation (the before figure);
+  metrics) for PSNR, and for PSNR+SSIM (one job; SSIM on the job's share of the cores less one for the
+  decode, and forced on 2 threads), and PSNR+SSIM with the previous SSIM implementation (the before figure);
 - the per-frame stages on their own (frames already decoded/read into memory): the prediction decode as
   ``evaluate`` streams it, the ground-truth read, PSNR, SSIM (ours on 1 and 2 threads; the previous
   implementation, scipy ``correlate1d`` over whole-frame moment maps; torchmetrics' own SSIM on one torch

@@ -159,7 +159,8 @@ def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResul
                 per_frame[metric_name("ssim", v)][k] = M.ssim(x, y, threads=job.ssim_threads)
             if lpips is not None:
                 per_frame[metric_name("lpips", v)][k] = lpips(x, y)
-        value = M.psnr(pred, gt)
+        computed = "psnr" in job.metrics and "unmasked" in job.variants
+        value = float(per_frame["psnr"][k]) if computed else M.psnr(pred, gt)
         if worst is None or value < worst.psnr:
             worst = WorstFrame(job.key, job.timesteps[k], value, _thumbnail(pred), _thumbnail(gt))
         advance(1)
