@@ -297,6 +297,19 @@ def test_part_holding_the_whole_file_is_renamed_without_fetching_it_again(server
     assert [g.status for g in server.gets(f"{NVS}/{rel}")] == [416] and server.bytes_served[f"{NVS}/{rel}"] == 0
 
 
+def test_leftover_temporary_state_files_of_an_interrupted_run_are_removed(server, tree, tmp_path):
+    """An interrupt can stop a worker between writing a ``.part.json``'s temporary file and its rename; the
+    rerun removes such leftovers, so the folder ends equal to a clean download."""
+    rel = _video("images", 1)
+    folder = (tmp_path / "raw" / NVS / rel).parent
+    folder.mkdir(parents=True)
+    leftover = folder / f".{Path(rel).name}.part.json.b693cb71.tmp"
+    leftover.write_bytes(b"")
+    report = _download_nvs(tmp_path / "raw", server.url)
+    assert report.ok and not leftover.exists()
+    assert _local_files(tmp_path / "raw" / NVS) == _nvs_files(tree)
+
+
 def test_stalled_response_times_out_and_resumes(server, tree, tmp_path):
     rel = _video("images", 2)
     server.add_fault(f"{NVS}/{rel}", Fault(stall_after=30_000))

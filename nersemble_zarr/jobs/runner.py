@@ -437,7 +437,9 @@ def _local_cluster(workers: int) -> Any:
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         return LocalCluster(
             n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=40,
+            # CRITICAL only: job errors come back through the futures and dead workers through the cluster watch;
+            # what workers log as ERROR is shutdown noise (a heartbeat to a scheduler closed on Ctrl-C)
+            silence_logs=50,
             # no dashboard, and the scheduler's HTTP routes on a free port: with only
             # dashboard_address=None they still bind 8787 and warn when another cluster holds it
             scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},

@@ -231,6 +231,8 @@ class Downloader:
         for rel in paths:
             if not rel or rel.startswith("/") or ".." in rel.split("/"):
                 raise ValueError(f"not a relative path below the download folder: {rel!r}")
+        for folder in sorted({(self.root / rel).parent for rel in paths}):
+            _remove_state_leftovers(folder)
         return _Fetch(self, progress or _Silent()).run(paths)
 
 
@@ -667,6 +669,16 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(state).encode())
+
+
+def _remove_state_leftovers(folder: Path) -> None:
+    """Remove the temporary files of ``.part.json`` writes (``.<name>.part.json.<hex>.tmp``) that a killed or
+    interrupted fetch left in ``folder`` (a worker thread stopped between write and rename)."""
+    try:
+        for leftover in folder.glob(f".*{PART_STATE_SUFFIX}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+    except OSError:
+        pass  # an unreadable folder fails later, with its file named
 
 
 #: Names that lived here before the engine was split from the benchmark download (#11 point 5): where they are now.
