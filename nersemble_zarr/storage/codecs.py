@@ -49,15 +49,59 @@ def _image_shape(shape: tuple[int, ...], codec: str = "JPEG") -> tuple[int, ...]
     )
 
 
+class _ImageCodec(ArrayBytesCodec):
+    """What the image codecs share: one uint8 image per chunk (:func:`_image_shape`), a decoded size check, and
+    zarr's sync/async plumbing. A subclass sets ``label`` and implements ``_encode_image``/``_decode_image``."""
+
+    is_fixed_size = False
+    label = "image"
+
+    def _encode_image(self, image: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    def _decode_image(self, data: bytes) -> np.ndarray:
+        raise NotImplementedError
+
+    def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
+        native = dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else np.dtype(dtype)
+        if np.dtype(native) != np.uint8:
+            raise ValueError(f"the {self.label} codec stores uint8 images, found dtype {native}")
+
+    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        image = np.asarray(chunk_array.as_numpy_array())
+        image = np.ascontiguousarray(image.reshape(_image_shape(image.shape, self.label)))
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[:, :, 0]
+        return chunk_spec.prototype.buffer.from_bytes(self._encode_image(image))
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        decoded = self._decode_image(chunk_bytes.to_bytes())
+        if decoded.size != int(np.prod(chunk_spec.shape)):
+            raise ValueError(
+                f"{self.label} chunk decodes to shape {decoded.shape}, expected {int(np.prod(chunk_spec.shape))} "
+                f"values for chunk shape {chunk_spec.shape}"
+            )
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded.reshape(chunk_spec.shape))
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        return self._encode_sync(chunk_array, chunk_spec)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return self._decode_sync(chunk_bytes, chunk_spec)
+
+    def compute_encoded_size(self, input_byte_length: int, _chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError(f"{self.label} output size is data dependent")
+
+
 @dataclass(frozen=True)
-class JpegCodec(ArrayBytesCodec):
+class JpegCodec(_ImageCodec):
     """JPEG (libjpeg-turbo via imagecodecs) for uint8 image chunks.
 
     ``level``: quality 1–100 (95 ≈ 45 dB PSNR on NeRSemble frames, ~7× smaller than zstd).
     ``subsampling``: chroma subsampling ``"420"`` (libjpeg default) | ``"422"`` | ``"444"``.
     """
 
-    is_fixed_size = False
+    label = "JPEG"
 
     level: int = 95
     subsampling: str = "420"
@@ -80,43 +124,18 @@ class JpegCodec(ArrayBytesCodec):
     def to_dict(self) -> dict[str, JSON]:
         return {"name": JPEG_CODEC_NAME, "configuration": {"level": self.level, "subsampling": self.subsampling}}
 
-    def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
-        native = dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else np.dtype(dtype)
-        if np.dtype(native) != np.uint8:
-            raise ValueError(f"the JPEG codec stores uint8 images, found dtype {native}")
-
-    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+    def _encode_image(self, image: np.ndarray) -> bytes:
         import imagecodecs
 
-        image = np.asarray(chunk_array.as_numpy_array())
-        image = np.ascontiguousarray(image.reshape(_image_shape(image.shape)))
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = image[:, :, 0]
         kwargs: dict[str, Any] = {"level": self.level}
         if image.ndim == 3:
             kwargs["subsampling"] = self.subsampling
-        encoded = imagecodecs.jpeg8_encode(image, **kwargs)
-        return chunk_spec.prototype.buffer.from_bytes(encoded)
+        return imagecodecs.jpeg8_encode(image, **kwargs)
 
-    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+    def _decode_image(self, data: bytes) -> np.ndarray:
         import imagecodecs
 
-        decoded = imagecodecs.jpeg8_decode(chunk_bytes.to_bytes())
-        if decoded.size != int(np.prod(chunk_spec.shape)):
-            raise ValueError(
-                f"JPEG chunk decodes to shape {decoded.shape}, expected {int(np.prod(chunk_spec.shape))} values "
-                f"for chunk shape {chunk_spec.shape}"
-            )
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded.reshape(chunk_spec.shape))
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        return self._encode_sync(chunk_array, chunk_spec)
-
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return self._decode_sync(chunk_bytes, chunk_spec)
-
-    def compute_encoded_size(self, input_byte_length: int, _chunk_spec: ArraySpec) -> int:
-        raise NotImplementedError("JPEG output size is data dependent")
+        return imagecodecs.jpeg8_decode(data)
 
 
 register_codec(JPEG_CODEC_NAME, JpegCodec)
@@ -142,7 +161,7 @@ def decode_threads() -> int:
 
 
 @dataclass(frozen=True)
-class JpegXlCodec(ArrayBytesCodec):
+class JpegXlCodec(_ImageCodec):
     """JPEG-XL (libjxl via imagecodecs) for uint8 image chunks; lossless by default (the ``compact`` tier).
 
     ``effort``: encoder effort 1–9 (1: ~4 ms per full-resolution frame and the smallest output on H.264-decoded
@@ -150,7 +169,7 @@ class JpegXlCodec(ArrayBytesCodec):
     is offered). Decoding uses :func:`decode_threads` threads.
     """
 
-    is_fixed_size = False
+    label = "JPEG-XL"
 
     effort: int = COMPACT_EFFORT
     lossless: bool = True
@@ -173,40 +192,15 @@ class JpegXlCodec(ArrayBytesCodec):
     def to_dict(self) -> dict[str, JSON]:
         return {"name": JPEGXL_CODEC_NAME, "configuration": {"effort": self.effort, "lossless": self.lossless}}
 
-    def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
-        native = dtype.to_native_dtype() if hasattr(dtype, "to_native_dtype") else np.dtype(dtype)
-        if np.dtype(native) != np.uint8:
-            raise ValueError(f"the JPEG-XL codec stores uint8 images, found dtype {native}")
-
-    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+    def _encode_image(self, image: np.ndarray) -> bytes:
         import imagecodecs
 
-        image = np.asarray(chunk_array.as_numpy_array())
-        image = np.ascontiguousarray(image.reshape(_image_shape(image.shape, "JPEG-XL")))
-        if image.ndim == 3 and image.shape[-1] == 1:
-            image = image[:, :, 0]
-        encoded = imagecodecs.jpegxl_encode(image, lossless=True, effort=self.effort)
-        return chunk_spec.prototype.buffer.from_bytes(encoded)
+        return imagecodecs.jpegxl_encode(image, lossless=True, effort=self.effort)
 
-    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+    def _decode_image(self, data: bytes) -> np.ndarray:
         import imagecodecs
 
-        decoded = imagecodecs.jpegxl_decode(chunk_bytes.to_bytes(), numthreads=decode_threads())
-        if decoded.size != int(np.prod(chunk_spec.shape)):
-            raise ValueError(
-                f"JPEG-XL chunk decodes to shape {decoded.shape}, expected {int(np.prod(chunk_spec.shape))} values "
-                f"for chunk shape {chunk_spec.shape}"
-            )
-        return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded.reshape(chunk_spec.shape))
-
-    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
-        return self._encode_sync(chunk_array, chunk_spec)
-
-    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        return self._decode_sync(chunk_bytes, chunk_spec)
-
-    def compute_encoded_size(self, input_byte_length: int, _chunk_spec: ArraySpec) -> int:
-        raise NotImplementedError("JPEG-XL output size is data dependent")
+        return imagecodecs.jpegxl_decode(data, numthreads=decode_threads())
 
 
 register_codec(JPEGXL_CODEC_NAME, JpegXlCodec)
