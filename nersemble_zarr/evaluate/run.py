@@ -27,6 +27,7 @@ from ..core.benchmark import BENCHMARKS, get_benchmark, participant_dir
 from ..core.errors import NersembleZarrError, SelectionError
 from ..core.splits import check_part, parse_split, split_sequence
 from ..imaging import area_average
+from ..jobs.prefetch import Prefetch
 from ..jobs.runner import JobOutcome, available_cores, run_jobs
 from ..read.resolver import StoreLike, open_root, read_calibration, resolve_sequence
 from . import metrics as M
@@ -82,24 +83,6 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
     return area_average(frame[: frame.shape[0] // factor * factor, : frame.shape[1] // factor * factor], factor,
                         axes=(0, 1)) if factor > 1 else frame.copy()
 
-
-_END = object()
-
-
-def _read_ahead(items: Iterator[Any]) -> Iterator[Any]:
-    """Yield ``items``, pulling the next one on a helper thread while the caller works on the current one
-    (the prediction decode and the ground-truth read overlap the metrics; numpy, zarr's codecs and the
-    ffmpeg pipe release the GIL). Errors surface in the caller; the generator is never run concurrently."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="evaluate-read-ahead") as pool:
-        pending = pool.submit(next, items, _END)
-        while True:
-            item = pending.result()
-            if item is _END:
-                return
-            pending = pool.submit(next, items, _END)
-            yield item
 
 
 def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResult:
@@ -179,7 +162,9 @@ def _evaluate_video(job: VideoJob, advance: Callable[[int], None]) -> VideoResul
 
             jod[metric_name("jod", v0)] = M.JODVideo(M.make_jod(), first(stream), n, gt_h, gt_w, job.fps).run()
         else:
-            with closing(_read_ahead(stream)) as ahead:  # on an error: the pending read ends before the video closes
+            # the next frame pair is read while this one is scored; on an error the pending read ends (and the
+            # stream is closed) before the video closes
+            with closing(iter(Prefetch(stream, depth=1))) as ahead:
                 for item in ahead:
                     score(*item)
     for v in jod_variants[1:]:  # a second pass for the second JOD variant (pyfvvdp pulls one stream)

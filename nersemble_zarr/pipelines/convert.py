@@ -38,6 +38,7 @@ from ..core import benchmark as bm
 from ..core import schema
 from ..core.errors import NersembleZarrError, SelectionError
 from ..imaging import area_average, level_shape, scale_intrinsics
+from ..jobs.prefetch import Prefetch
 from ..jobs.runner import JobOutcome, default_threads, run_jobs
 from ..storage.location import StoreLocation
 from ..storage.lock import StoreLock
@@ -222,55 +223,6 @@ def run_task(task: Task, on_frames: Callable[[int], None] | None = None) -> Unit
     return UnitResult(task.unit, "done", frames=frames, seconds=time.perf_counter() - start)
 
 
-class _Prefetch:
-    """Iterate ``source`` in a background thread ``depth`` items ahead (ffmpeg keeps decoding
-    while the consumer compresses). The generator is closed in its own thread on exit."""
-
-    _END = object()
-
-    def __init__(self, source: Iterator[Any], depth: int) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._source = source
-        self._thread = threading.Thread(target=self._pump, name="frame-prefetch", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _pump(self) -> None:
-        try:
-            for item in self._source:
-                if not self._put((True, item)):
-                    return
-            self._put((True, self._END))
-        except BaseException as e:  # noqa: BLE001  re-raised in the consumer
-            self._put((False, e))
-        finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            while True:
-                ok, item = self._queue.get()
-                if not ok:
-                    raise item
-                if item is self._END:
-                    return
-                yield item
-        finally:
-            self._stop.set()
-            self._thread.join()
-
-
 def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
     from ..raw import RawFormatError, iter_frames, probe_video
 
@@ -307,7 +259,7 @@ def _convert_video(task: Task, on_frames: Callable[[int], None]) -> int:
         bufs = [writer.buffer() for _, writer in writers]
         t = 0
         r = 0
-        for frame in _Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
+        for frame in Prefetch(iter_frames(task.source, alpha=alpha), depth=8):
             if t >= t_total:
                 raise wrong_count()
             if t == 0 and frame.shape != frame_shape:
