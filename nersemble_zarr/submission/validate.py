@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..core.benchmark import SVFR, Benchmark, get_benchmark, participant_dir, submission_video_path
+from ..jobs.progress import FrameProgress
 from ..raw.errors import RawFormatError
 from ..raw.video import VideoInfo, ffmpeg_exe, probe_video
 from .writer import SUBMISSION_CRF, SubmissionError, load_frame_counts, parse_submission_path
@@ -461,11 +462,7 @@ def validate_submission(
                 Problem(str(path), "not_checked", f"{skipped} videos of participants outside {scope} were not checked")
             )
 
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(expected), unit="video", desc="validating", dynamic_ncols=True)
+        bar = FrameProgress(len(expected), bool(progress), desc="validating", unit="video")
         for name, key in sorted(expected.items()):
             video = VideoReport(name, *key, present=name in present)
             report.videos.append(video)
@@ -486,10 +483,8 @@ def validate_submission(
                 report.warnings.append(Problem(name, "crf", f"expected x264 crf {SUBMISSION_CRF}, found {video.crf:g}"))
             elif video.crf is None and video.n_frames is not None:
                 report.warnings.append(Problem(name, "crf", "no x264 settings found: cannot tell the crf"))
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            bar.update(1)
+        bar.close()
 
     if counts is None:
         by_sequence: dict[tuple[int, str], list[VideoReport]] = defaultdict(list)

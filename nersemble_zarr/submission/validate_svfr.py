@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..core.benchmark import N_VERTICES, SVFR, SVFR_IMAGE_KEYS, SVFR_PARTICIPANTS, SVFRImageKey, participant_dir
+from ..jobs.progress import FrameProgress
 from .staging import SubmissionError
 from .svfr import (
     N_NOW_LANDMARKS, SVFR_TASKS, parse_svfr_member, svfr_landmarks_path, svfr_mesh_path, triangle_areas,
@@ -335,18 +336,12 @@ def validate_svfr_submission(
             report.warnings.append(Problem(str(path), "not_checked", f"{skipped} files of participants outside "
                                                                      f"{scope} were not checked"))
 
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(in_scope) * len(tasks), unit="mesh", desc="validating", dynamic_ncols=True)
+        bar = FrameProgress(len(in_scope) * len(tasks), bool(progress), desc="validating", unit="mesh")
         for task in tasks:
             for key in in_scope:
                 _check_key(report, zf, zip_file, entries, unpadded, key, task)
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.update(1)
+        bar.close()
     return report
 
 
