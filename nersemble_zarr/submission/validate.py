@@ -109,8 +109,22 @@ class VideoReport:
     ok: bool = True
 
 
+class Findings:
+    """What every validation report answers from its ``problems`` (a list of :class:`Problem`)."""
+
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def kinds(self) -> set[str]:
+        """The problem kinds found (warnings excluded)."""
+        return {p.kind for p in self.problems}
+
+
 @dataclass
-class ValidationReport:
+class ValidationReport(Findings):
     """Result of :func:`validate_submission`; ``ok`` when ``problems`` is empty (warnings allowed)."""
 
     zip_path: str
@@ -120,14 +134,6 @@ class ValidationReport:
     videos: list[VideoReport] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def kinds(self) -> set[str]:
-        """The problem kinds found (warnings excluded)."""
-        return {p.kind for p in self.problems}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``ok``, scope, per-video facts, problems and warnings."""

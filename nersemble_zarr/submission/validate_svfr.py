@@ -45,7 +45,7 @@ from .staging import SubmissionError
 from .svfr import (
     N_NOW_LANDMARKS, SVFR_TASKS, parse_svfr_member, svfr_landmarks_path, svfr_mesh_path, triangle_areas,
 )
-from .validate import Problem, _EntryProblem, _extract, _unsafe
+from .validate import Findings, Problem, _EntryProblem, _extract, _unsafe
 
 __all__ = ["SVFR_PROBLEM_KINDS", "SVFR_WARNING_KINDS", "MeshReport", "SVFRValidationReport",
            "validate_svfr_submission", "format_svfr_report", "MAX_MESH_BYTES", "MAX_LANDMARKS_BYTES"]
@@ -102,7 +102,7 @@ class MeshReport:
 
 
 @dataclass
-class SVFRValidationReport:
+class SVFRValidationReport(Findings):
     """Result of :func:`validate_svfr_submission`; ``ok`` when ``problems`` is empty (warnings allowed)."""
 
     zip_path: str
@@ -112,14 +112,6 @@ class SVFRValidationReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     benchmark: str = SVFR
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def kinds(self) -> set[str]:
-        """The problem kinds found (warnings excluded)."""
-        return {p.kind for p in self.problems}
 
     def official_issues(self) -> dict[str, list]:
         """The problems in the official ``validate_submission()`` dict form (its keys, e.g.
