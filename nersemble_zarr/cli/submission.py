@@ -15,6 +15,16 @@ _METADATA_HELP = (
 )
 
 
+def _note_starting_over(out: str, append: bool) -> None:
+    """Say that a rerun without ``--append`` discards the unfinished submission staged for ``out``."""
+    from nersemble_zarr.submission.staging import staging_folder
+
+    staging = staging_folder(out)
+    if staging.exists() and not append:
+        click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
+                   f"(--append continues it instead)", err=True)
+
+
 @click.command()
 @click.argument("renders")
 @click.argument("benchmark", type=click.Choice(ALL_BENCHMARK_NAMES))
@@ -70,14 +80,11 @@ def submit(
                      no_finalize, progress, metadata=metadata, float_input=float_input, validation=validation)
         return
     from nersemble_zarr.core.benchmark import get_benchmark
-    from nersemble_zarr.submission.writer import staging_folder, write_submission
+    from nersemble_zarr.submission.writer import write_submission
 
     check_selection([benchmark], participants)
     parallel = parallel_kwargs(write_submission, workers, scheduler, threads)
-    staging = staging_folder(out)
-    if staging.exists() and not append:
-        click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
-                   f"(--append continues it instead)", err=True)
+    _note_starting_over(out, append)
     result, encoded = write_submission(
         renders, benchmark, out, metadata=metadata, mode="a" if append else "w",
         participants=participants or None, float_input=float_input, overwrite=overwrite,
@@ -104,7 +111,6 @@ def _submit_svfr(meshes: str, out: str, faces: str | None, participants: tuple[i
                  progress: bool, **video_only: object) -> None:
     """``submit MESHES svfr``: write the meshes, print one summary line."""
     from nersemble_zarr.core.benchmark import SVFR_IMAGE_KEYS
-    from nersemble_zarr.submission.staging import staging_folder
     from nersemble_zarr.submission.svfr import write_svfr_from
 
     given = [f"--{k.replace('_', '-')}" for k, v in video_only.items() if v]
@@ -112,10 +118,7 @@ def _submit_svfr(meshes: str, out: str, faces: str | None, participants: tuple[i
         raise click.UsageError(f"{', '.join(given)} apply to the video benchmarks, not to svfr")
     check_selection([SVFR], participants)
     parallel = parallel_kwargs(write_svfr_from, workers, scheduler, threads)
-    staging = staging_folder(out)
-    if staging.exists() and not append:
-        click.echo(f"note: starting over; the unfinished submission in {staging} is discarded "
-                   f"(--append continues it instead)", err=True)
+    _note_starting_over(out, append)
     result, written = write_svfr_from(meshes, out, faces=faces, participants=participants or None,
                                       mode="a" if append else "w", overwrite=overwrite, finalize=not no_finalize,
                                       progress=progress, **parallel)
